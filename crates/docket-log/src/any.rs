@@ -1,0 +1,59 @@
+//! [`AnyLog`]: one of the backends, chosen at run time.
+
+use crate::commit::{Appended, EventData, ExpectedRevision, Metadata, RecordedCommit, StreamId};
+use crate::error::Result;
+use crate::file::FileLog;
+use crate::jetstream::JetStreamLog;
+use crate::{CommitStream, EventLog};
+
+/// Either backend behind one type, for code that picks the deployment at run time.
+#[derive(Clone, Debug)]
+pub enum AnyLog {
+    /// Segment files on local disk.
+    File(FileLog),
+    /// One NATS JetStream stream.
+    JetStream(JetStreamLog),
+}
+
+impl EventLog for AnyLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<EventData>,
+        metadata: Metadata,
+    ) -> Result<Appended> {
+        match self {
+            AnyLog::File(l) => l.append(stream, expected, events, metadata).await,
+            AnyLog::JetStream(l) => l.append(stream, expected, events, metadata).await,
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedCommit>> {
+        match self {
+            AnyLog::File(l) => l.read_stream(stream).await,
+            AnyLog::JetStream(l) => l.read_stream(stream).await,
+        }
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedCommit>> {
+        match self {
+            AnyLog::File(l) => l.read_all(after, limit).await,
+            AnyLog::JetStream(l) => l.read_all(after, limit).await,
+        }
+    }
+
+    async fn subscribe(&self, after: u64) -> Result<CommitStream> {
+        match self {
+            AnyLog::File(l) => l.subscribe(after).await,
+            AnyLog::JetStream(l) => l.subscribe(after).await,
+        }
+    }
+
+    async fn head(&self) -> Result<u64> {
+        match self {
+            AnyLog::File(l) => l.head().await,
+            AnyLog::JetStream(l) => l.head().await,
+        }
+    }
+}

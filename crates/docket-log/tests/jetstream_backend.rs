@@ -1,0 +1,1 @@
+//! The JetStream backend (being written).

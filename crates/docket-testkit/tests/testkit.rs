@@ -1,0 +1,97 @@
+//! The testkit against the real nats-server: start, identify, kill, restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use docket_testkit::{NatsCluster, NatsServer};
+
+/// Connects with a raw socket and returns the INFO line's JSON.
+fn info(port: u16) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line.strip_prefix("INFO ")
+        .unwrap_or_else(|| panic!("not an INFO line: {line:?}"))
+        .to_owned()
+}
+
+fn field<'a>(json: &'a str, key: &str) -> &'a str {
+    let start = json.find(&format!("\"{key}\":\"")).unwrap() + key.len() + 4;
+    &json[start..start + json[start..].find('"').unwrap()]
+}
+
+fn version(json: &str) -> (u64, u64) {
+    let mut parts = field(json, "version").split('.');
+    let major = parts.next().unwrap().parse().unwrap();
+    let minor = parts.next().unwrap().parse().unwrap();
+    (major, minor)
+}
+
+#[test]
+fn server_starts_kills_and_restarts_on_the_same_port_and_store() {
+    let mut server = NatsServer::start();
+    assert_eq!(server.url(), format!("nats://127.0.0.1:{}", server.port()));
+    assert_eq!(server.client_url(), server.url());
+
+    let json = info(server.port());
+    assert!(version(&json) >= (2, 10), "server too old: {json}");
+    assert!(json.contains("\"jetstream\":true"), "jetstream off: {json}");
+    let name = field(&json, "server_name").to_owned();
+    assert!(server.store_dir().is_dir(), "no store dir");
+
+    server.kill();
+    assert!(!server.is_running());
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port())).is_err(),
+        "port still open after kill"
+    );
+
+    server.restart();
+    assert!(server.is_running());
+    let again = info(server.port());
+    assert_eq!(field(&again, "server_name"), name);
+    assert_ne!(
+        field(&again, "server_id"),
+        field(&json, "server_id"),
+        "not a new process"
+    );
+    assert!(std::fs::read_to_string(server.log_path())
+        .unwrap()
+        .contains("Server is ready"));
+}
+
+#[test]
+fn servers_get_distinct_ports_and_directories() {
+    let a = NatsServer::start();
+    let b = NatsServer::start();
+    assert_ne!(a.port(), b.port());
+    assert_ne!(a.store_dir(), b.store_dir());
+}
+
+#[test]
+fn drop_stops_the_server() {
+    let server = NatsServer::start();
+    let port = server.port();
+    drop(server);
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn cluster_of_three_survives_a_node_restart() {
+    let mut cluster = NatsCluster::start(3);
+    assert_eq!(cluster.urls().len(), 3);
+    let port = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    for url in cluster.urls() {
+        let json = info(port(&url));
+        assert!(json.contains("\"cluster\":\"docket-test-"), "{json}");
+    }
+    cluster.kill(1);
+    assert!(TcpStream::connect(("127.0.0.1", port(&cluster.node(1)))).is_err());
+    cluster.restart(1);
+    info(port(&cluster.node(1)));
+}
