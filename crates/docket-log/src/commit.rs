@@ -62,7 +62,9 @@ impl StreamId {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok {
-            return Err(invalid("id must be non-empty ASCII letters, digits, '-' or '_'"));
+            return Err(invalid(
+                "id must be non-empty ASCII letters, digits, '-' or '_'",
+            ));
         }
         Ok(StreamId(value))
     }
@@ -332,7 +334,13 @@ pub fn encode(commit: &Commit) -> Result<Vec<u8>> {
             })
             .collect(),
     };
-    let mut out = Vec::with_capacity(64 + commit.events.iter().map(|e| e.payload.len() + 64).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        64 + commit
+            .events
+            .iter()
+            .map(|e| e.payload.len() + 64)
+            .sum::<usize>(),
+    );
     out.push(ENVELOPE_VERSION);
     let mut out = postcard::to_extend(&wire, out).map_err(|e| LogError::Invalid {
         reason: format!("commit cannot be encoded: {e}"),
@@ -409,7 +417,9 @@ mod tests {
         for good in ["case/abc", "review/0f-1_2", "k9-x/Z"] {
             assert!(StreamId::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "case", "case/", "/x", "Case/x", "case/a.b", "case/a b", "case/a/b", "9a/x"] {
+        for bad in [
+            "", "case", "case/", "/x", "Case/x", "case/a.b", "case/a b", "case/a/b", "9a/x",
+        ] {
             assert!(StreamId::new(bad).is_err(), "{bad}");
         }
         assert!(StreamId::new(format!("case/{}", "a".repeat(200))).is_err());

@@ -18,8 +18,8 @@ use std::future::Future;
 
 // pub use any::AnyLog;
 pub use commit::{
-    Appended, Commit, CommitHash, EventData, ExpectedRevision, Metadata, RecordedCommit,
-    StreamId, StreamLink, MAX_COMMIT_BYTES,
+    Appended, Commit, CommitHash, EventData, ExpectedRevision, Metadata, RecordedCommit, StreamId,
+    StreamLink, MAX_COMMIT_BYTES,
 };
 pub use error::{LogError, Result};
 

@@ -55,7 +55,10 @@ impl Harness for FileHarness {
         for entry in std::fs::read_dir(self.dir.path()).unwrap() {
             let path = entry.unwrap().path();
             let mut bytes = std::fs::read(&path).unwrap();
-            if let Some(at) = bytes.windows(commit.bytes.len()).position(|w| w == &commit.bytes[..]) {
+            if let Some(at) = bytes
+                .windows(commit.bytes.len())
+                .position(|w| w == &commit.bytes[..])
+            {
                 bytes[at + commit.bytes.len() / 2] ^= 0x20;
                 std::fs::write(&path, bytes).unwrap();
                 found = true;
@@ -74,9 +77,14 @@ async fn torn_tail_is_cut_and_the_rest_kept() {
     let log = h.open().await;
     let s = conformance::stream("case");
     for i in 0..10 {
-        log.append(&s, ExpectedRevision::Any, vec![conformance::event(format!("{i}"))], Default::default())
-            .await
-            .unwrap();
+        log.append(
+            &s,
+            ExpectedRevision::Any,
+            vec![conformance::event(format!("{i}"))],
+            Default::default(),
+        )
+        .await
+        .unwrap();
     }
     log.close().await.unwrap();
     let mut segments: Vec<_> = std::fs::read_dir(h.dir.path())
@@ -94,7 +102,12 @@ async fn torn_tail_is_cut_and_the_rest_kept() {
     let log = FileLog::open(h.config()).await.unwrap();
     assert_eq!(log.head().await.unwrap(), 10);
     let next = log
-        .append(&s, ExpectedRevision::Exact(10), vec![conformance::event("after")], Default::default())
+        .append(
+            &s,
+            ExpectedRevision::Exact(10),
+            vec![conformance::event("after")],
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(next.position, 11);
@@ -134,7 +147,12 @@ async fn crash_child() {
             loop {
                 let key = uuid::Uuid::new_v4().to_string();
                 let a = log
-                    .append(&s, ExpectedRevision::Any, vec![conformance::event(vec![1u8; 200])], conformance::keyed(&key))
+                    .append(
+                        &s,
+                        ExpectedRevision::Any,
+                        vec![conformance::event(vec![1u8; 200])],
+                        conformance::keyed(&key),
+                    )
                     .await
                     .unwrap();
                 let mut out = std::io::stdout().lock();
@@ -156,7 +174,13 @@ async fn acknowledged_commits_survive_sigkill() {
     let mut rng = rand::thread_rng();
     for round in 0..12 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "file_backend::crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "file_backend::crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CRASH_DIR_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -178,7 +202,10 @@ async fn acknowledged_commits_survive_sigkill() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let round_acks = reader.join().unwrap();
-        assert!(!round_acks.is_empty(), "round {round}: the child acknowledged appends before it was killed");
+        assert!(
+            !round_acks.is_empty(),
+            "round {round}: the child acknowledged appends before it was killed"
+        );
         acked.extend(round_acks);
 
         let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
@@ -188,10 +215,20 @@ async fn acknowledged_commits_survive_sigkill() {
             let c = all
                 .get(*position as usize - 1)
                 .unwrap_or_else(|| panic!("round {round}: acknowledged commit {position} lost"));
-            assert_eq!(c.commit.metadata.idempotency_key.as_deref(), Some(key.as_str()));
+            assert_eq!(
+                c.commit.metadata.idempotency_key.as_deref(),
+                Some(key.as_str())
+            );
         }
         log.close().await.unwrap();
     }
-    eprintln!("crash test: 12 SIGKILLs, {} acknowledged commits all present", acked.len());
-    assert!(acked.len() > 100, "the crash test exercised enough appends ({})", acked.len());
+    eprintln!(
+        "crash test: 12 SIGKILLs, {} acknowledged commits all present",
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "the crash test exercised enough appends ({})",
+        acked.len()
+    );
 }

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use docket_log::commit::{decode, encode};
 use docket_log::file::{FileLog, FileLogConfig};
-use docket_log::{Commit, CommitHash, EventData, EventLog, ExpectedRevision, Metadata, StreamId, StreamLink};
+use docket_log::{
+    Commit, CommitHash, EventData, EventLog, ExpectedRevision, Metadata, StreamId, StreamLink,
+};
 use uuid::Uuid;
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 fn check_golden(name: &str, actual: &[u8]) {
@@ -18,8 +22,12 @@ fn check_golden(name: &str, actual: &[u8]) {
     if std::env::var_os("DOCKET_BLESS").is_some() {
         std::fs::write(&path, actual).unwrap();
     }
-    let expected = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with DOCKET_BLESS=1 to create it)", path.display()));
+    let expected = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with DOCKET_BLESS=1 to create it)",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "{name} changed: the stored format is pinned; if the change is deliberate, bump the version, document it in docs/log-format.md and regenerate with DOCKET_BLESS=1"
@@ -63,7 +71,11 @@ fn commit_v1_bytes_are_pinned() {
     let bytes = encode(&commit).unwrap();
     check_golden("commit-v1.bin", &bytes);
     let stored = Bytes::from(std::fs::read(golden_path("commit-v1.bin")).unwrap());
-    assert_eq!(decode(&stored).unwrap(), commit, "the golden bytes decode to the sample");
+    assert_eq!(
+        decode(&stored).unwrap(),
+        commit,
+        "the golden bytes decode to the sample"
+    );
 }
 
 #[tokio::test]
@@ -73,14 +85,26 @@ async fn segment_v1_bytes_are_pinned() {
     let s = StreamId::new("review/golden").unwrap();
     let sample = sample_commit();
     let a = log
-        .append(&s, ExpectedRevision::NoStream, sample.events.clone(), sample.metadata.clone())
+        .append(
+            &s,
+            ExpectedRevision::NoStream,
+            sample.events.clone(),
+            sample.metadata.clone(),
+        )
         .await
         .unwrap();
     let mut second = sample.events.clone();
-    second.iter_mut().for_each(|e| e.id = Uuid::from_u128(e.id.as_u128() + 100));
-    log.append(&s, ExpectedRevision::Exact(a.revision), second, Metadata::default())
-        .await
-        .unwrap();
+    second
+        .iter_mut()
+        .for_each(|e| e.id = Uuid::from_u128(e.id.as_u128() + 100));
+    log.append(
+        &s,
+        ExpectedRevision::Exact(a.revision),
+        second,
+        Metadata::default(),
+    )
+    .await
+    .unwrap();
     log.close().await.unwrap();
     let bytes = std::fs::read(dir.path().join("00000000000000000001.seg")).unwrap();
     check_golden("segment-v1.seg", &bytes);

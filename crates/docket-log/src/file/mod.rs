@@ -412,8 +412,8 @@ fn recover(config: &FileLogConfig) -> Result<(WriterState, Index)> {
         }
     }
 
-    let mut segments = segment::list(dir)
-        .map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
+    let mut segments =
+        segment::list(dir).map_err(|e| LogError::io(format!("listing {}", dir.display()), e))?;
     if segments.is_empty() {
         create_segment(dir, 1)?;
         segments.push((1, dir.join(segment::file_name(1))));
@@ -435,7 +435,8 @@ fn recover(config: &FileLogConfig) -> Result<(WriterState, Index)> {
             });
         }
         let buf = Bytes::from(
-            std::fs::read(path).map_err(|e| LogError::io(format!("reading {}", path.display()), e))?,
+            std::fs::read(path)
+                .map_err(|e| LogError::io(format!("reading {}", path.display()), e))?,
         );
         match segment::parse_header(&buf) {
             Ok(b) if b == *base => {}
@@ -495,7 +496,11 @@ fn recover(config: &FileLogConfig) -> Result<(WriterState, Index)> {
                             hash: CommitHash::of(&bytes),
                         },
                     );
-                    index.streams.entry(commit.stream).or_default().push(position);
+                    index
+                        .streams
+                        .entry(commit.stream)
+                        .or_default()
+                        .push(position);
                     offsets.push(offset as u64);
                     offset = end;
                     position += 1;
@@ -540,7 +545,12 @@ fn recover(config: &FileLogConfig) -> Result<(WriterState, Index)> {
         .segments
         .last()
         .map_or(segment::HEADER_BYTES, |s| s.end);
-    tracing::debug!(head = index.head, segments = index.segments.len(), last_base, "log recovered");
+    tracing::debug!(
+        head = index.head,
+        segments = index.segments.len(),
+        last_base,
+        "log recovered"
+    );
     let state = WriterState {
         dir: dir.clone(),
         segment_bytes: config.segment_bytes.max(segment::HEADER_BYTES + 1),

@@ -45,7 +45,10 @@ pub(crate) fn header(base: u64) -> [u8; HEADER_BYTES as usize] {
 /// Checks a segment header and returns its base position.
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<u64, String> {
     if bytes.len() < HEADER_BYTES as usize {
-        return Err(format!("header is {} bytes, expected {HEADER_BYTES}", bytes.len()));
+        return Err(format!(
+            "header is {} bytes, expected {HEADER_BYTES}",
+            bytes.len()
+        ));
     }
     if &bytes[..8] != MAGIC {
         return Err("not a docket segment (bad magic)".into());
@@ -175,11 +178,23 @@ mod tests {
         push_frame(&mut buf, &body);
         push_frame(&mut buf, &body);
         let second = FRAME_HEADER_BYTES + body.len();
-        assert_eq!(frame_at(&buf, 0), Frame::Good { start: 8, end: second });
+        assert_eq!(
+            frame_at(&buf, 0),
+            Frame::Good {
+                start: 8,
+                end: second
+            }
+        );
         assert_eq!(frame_at(&buf, buf.len()), Frame::End);
         // Torn: the buffer ends inside the frame header, or inside the commit.
-        assert!(matches!(frame_at(&buf[..second + 5], second), Frame::Bad(_)));
-        assert!(matches!(frame_at(&buf[..buf.len() - 1], second), Frame::Bad(_)));
+        assert!(matches!(
+            frame_at(&buf[..second + 5], second),
+            Frame::Bad(_)
+        ));
+        assert!(matches!(
+            frame_at(&buf[..buf.len() - 1], second),
+            Frame::Bad(_)
+        ));
         // Damaged first frame followed by a good one.
         let mut damaged = buf.clone();
         damaged[10] ^= 0x40;

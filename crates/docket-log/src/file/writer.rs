@@ -195,9 +195,9 @@ pub(crate) fn run(mut st: WriterState, shared: Arc<Shared>, mut rx: mpsc::Receiv
                 tracing::error!(error = %e, "cannot start a new segment; the log refuses appends");
                 failed = Some(format!("cannot start a new segment: {e}"));
                 for req in batch.drain(..) {
-                    let _ = req
-                        .reply
-                        .send(Err(LogError::unavailable(format!("cannot start a new segment: {e}"))));
+                    let _ = req.reply.send(Err(LogError::unavailable(format!(
+                        "cannot start a new segment: {e}"
+                    ))));
                 }
                 continue;
             }
@@ -229,7 +229,11 @@ pub(crate) fn run(mut st: WriterState, shared: Arc<Shared>, mut rx: mpsc::Receiv
                     let mut index = shared.write_index();
                     let end = st.file_len;
                     for p in &pending {
-                        index.streams.entry(p.stream.clone()).or_default().push(p.position);
+                        index
+                            .streams
+                            .entry(p.stream.clone())
+                            .or_default()
+                            .push(p.position);
                         if let Some(seg) = index.segments.last_mut() {
                             seg.offsets.push(p.offset);
                         }

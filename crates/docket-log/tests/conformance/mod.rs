@@ -124,18 +124,32 @@ pub async fn round_trip(mut h: impl Harness) {
         causation_id: Some(Uuid::new_v4()),
         recorded_at_micros: 1_732_000_000_123_456,
     };
-    let e1 = vec![event(&b"one"[..]), event(vec![0u8; 200]), event(Bytes::new())];
+    let e1 = vec![
+        event(&b"one"[..]),
+        event(vec![0u8; 200]),
+        event(Bytes::new()),
+    ];
     let r1 = log
         .append(&a, ExpectedRevision::NoStream, e1.clone(), meta.clone())
         .await
         .unwrap();
     assert_eq!((r1.position, r1.revision), (1, 1));
     let r2 = log
-        .append(&b, ExpectedRevision::Any, vec![event(&b"two"[..])], Metadata::default())
+        .append(
+            &b,
+            ExpectedRevision::Any,
+            vec![event(&b"two"[..])],
+            Metadata::default(),
+        )
         .await
         .unwrap();
     let r3 = log
-        .append(&a, ExpectedRevision::Exact(1), vec![event(&b"three"[..])], Metadata::default())
+        .append(
+            &a,
+            ExpectedRevision::Exact(1),
+            vec![event(&b"three"[..])],
+            Metadata::default(),
+        )
         .await
         .unwrap();
     assert_eq!((r2.position, r3.position, r3.revision), (2, 3, 3));
@@ -147,10 +161,16 @@ pub async fn round_trip(mut h: impl Harness) {
     assert_eq!(read_a[0].commit.events, e1);
     assert_eq!(read_a[0].commit.metadata, meta);
     assert_eq!(read_a[0].hash(), r1.hash);
-    assert_eq!(read_a[1].commit.prev.map(|l| (l.revision, l.hash)), Some((1, r1.hash)));
+    assert_eq!(
+        read_a[1].commit.prev.map(|l| (l.revision, l.hash)),
+        Some((1, r1.hash))
+    );
 
     let all = log.read_all(0, 10).await.unwrap();
-    assert_eq!(all.iter().map(|c| c.position).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        all.iter().map(|c| c.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(all[1].commit.stream, b);
     let tail = log.read_all(2, 10).await.unwrap();
     assert_eq!(tail.iter().map(|c| c.position).collect::<Vec<_>>(), vec![3]);
@@ -168,7 +188,10 @@ pub async fn expected_revisions(mut h: impl Harness) {
         Err(LogError::Conflict { actual: 0, .. }) => {}
         other => panic!("exact 5 on an empty stream: {other:?}"),
     }
-    let first = log.append(&s, ExpectedRevision::NoStream, ev(), m()).await.unwrap();
+    let first = log
+        .append(&s, ExpectedRevision::NoStream, ev(), m())
+        .await
+        .unwrap();
     // NoStream on a stream that has commits.
     match log.append(&s, ExpectedRevision::NoStream, ev(), m()).await {
         Err(LogError::Conflict { actual, .. }) => assert_eq!(actual, first.revision),
@@ -180,22 +203,34 @@ pub async fn expected_revisions(mut h: impl Harness) {
         Err(LogError::Conflict { .. })
     ));
     let other = stream("case");
-    log.append(&other, ExpectedRevision::Exact(0), ev(), m()).await.unwrap();
+    log.append(&other, ExpectedRevision::Exact(0), ev(), m())
+        .await
+        .unwrap();
     // Exact, right and stale.
     let second = log
         .append(&s, ExpectedRevision::Exact(first.revision), ev(), m())
         .await
         .unwrap();
-    match log.append(&s, ExpectedRevision::Exact(first.revision), ev(), m()).await {
-        Err(LogError::Conflict { actual, expected, .. }) => {
+    match log
+        .append(&s, ExpectedRevision::Exact(first.revision), ev(), m())
+        .await
+    {
+        Err(LogError::Conflict {
+            actual, expected, ..
+        }) => {
             assert_eq!(actual, second.revision);
             assert_eq!(expected, ExpectedRevision::Exact(first.revision));
         }
         other => panic!("stale exact: {other:?}"),
     }
     // Any, on an existing and a new stream; both still chain.
-    let third = log.append(&s, ExpectedRevision::Any, ev(), m()).await.unwrap();
-    log.append(&stream("case"), ExpectedRevision::Any, ev(), m()).await.unwrap();
+    let third = log
+        .append(&s, ExpectedRevision::Any, ev(), m())
+        .await
+        .unwrap();
+    log.append(&stream("case"), ExpectedRevision::Any, ev(), m())
+        .await
+        .unwrap();
     let commits = log.read_stream(&s).await.unwrap();
     assert_eq!(
         commits.iter().map(|c| c.position).collect::<Vec<_>>(),
@@ -208,7 +243,12 @@ pub async fn sixteen_writers_race(mut h: impl Harness) {
     let log = h.open().await;
     let s = stream("case");
     let genesis = log
-        .append(&s, ExpectedRevision::NoStream, vec![event(&b"genesis"[..])], Metadata::default())
+        .append(
+            &s,
+            ExpectedRevision::NoStream,
+            vec![event(&b"genesis"[..])],
+            Metadata::default(),
+        )
         .await
         .unwrap();
     // Round after round, 16 writers race for the same expected revision: exactly one wins.
@@ -220,8 +260,13 @@ pub async fn sixteen_writers_race(mut h: impl Harness) {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 let payload = format!("round {round} writer {w}");
-                log.append(&s, ExpectedRevision::Exact(revision), vec![event(payload)], Metadata::default())
-                    .await
+                log.append(
+                    &s,
+                    ExpectedRevision::Exact(revision),
+                    vec![event(payload)],
+                    Metadata::default(),
+                )
+                .await
             }));
         }
         let mut winners = Vec::new();
@@ -246,7 +291,12 @@ pub async fn sixteen_writers_race(mut h: impl Harness) {
             while done < 5 {
                 let payload = format!("writer {w} append {done}");
                 match log
-                    .append(&s, ExpectedRevision::Exact(known), vec![event(payload.clone())], Metadata::default())
+                    .append(
+                        &s,
+                        ExpectedRevision::Exact(known),
+                        vec![event(payload.clone())],
+                        Metadata::default(),
+                    )
                     .await
                 {
                     Ok(a) => {
@@ -265,13 +315,19 @@ pub async fn sixteen_writers_race(mut h: impl Harness) {
     }
     let commits = log.read_stream(&s).await.unwrap();
     assert_eq!(commits.len(), 1 + 5 + 80);
-    let by_position: HashMap<u64, &RecordedCommit> = commits.iter().map(|c| (c.position, c)).collect();
+    let by_position: HashMap<u64, &RecordedCommit> =
+        commits.iter().map(|c| (c.position, c)).collect();
     for (position, payload) in acked.lock().await.iter() {
-        let c = by_position.get(position).expect("acknowledged commit present");
+        let c = by_position
+            .get(position)
+            .expect("acknowledged commit present");
         assert_eq!(c.commit.events[0].payload, payload.as_bytes());
     }
     for pair in commits.windows(2) {
-        assert_eq!(pair[1].commit.prev.map(|l| l.revision), Some(pair[0].position));
+        assert_eq!(
+            pair[1].commit.prev.map(|l| l.revision),
+            Some(pair[0].position)
+        );
     }
 }
 
@@ -294,17 +350,31 @@ pub async fn idempotent_retry(mut h: impl Harness) {
     // Without a key, re-sending the same events (same event ids) is a duplicate too.
     let e = vec![event(&b"unkeyed"[..])];
     let first = log
-        .append(&s, ExpectedRevision::Exact(original.revision), e.clone(), Metadata::default())
+        .append(
+            &s,
+            ExpectedRevision::Exact(original.revision),
+            e.clone(),
+            Metadata::default(),
+        )
         .await
         .unwrap();
     match log
-        .append(&s, ExpectedRevision::Exact(first.revision), e, Metadata::default())
+        .append(
+            &s,
+            ExpectedRevision::Exact(first.revision),
+            e,
+            Metadata::default(),
+        )
         .await
     {
         Err(LogError::Duplicate { position }) => assert_eq!(position, first.position),
         other => panic!("unkeyed retry: {other:?}"),
     }
-    assert_eq!(log.read_stream(&s).await.unwrap().len(), 2, "nothing appended twice");
+    assert_eq!(
+        log.read_stream(&s).await.unwrap().len(),
+        2,
+        "nothing appended twice"
+    );
     assert_eq!(log.head().await.unwrap(), first.position);
 }
 
@@ -320,7 +390,12 @@ pub async fn order_is_ack_order(mut h: impl Harness) {
             for i in 0..40 {
                 let payload = format!("{w}:{i}");
                 let a = log
-                    .append(&s, expected, vec![event(payload.clone())], Metadata::default())
+                    .append(
+                        &s,
+                        expected,
+                        vec![event(payload.clone())],
+                        Metadata::default(),
+                    )
                     .await
                     .unwrap();
                 expected = ExpectedRevision::Exact(a.revision);
@@ -332,13 +407,19 @@ pub async fn order_is_ack_order(mut h: impl Harness) {
     let mut all_acked = BTreeMap::new();
     for t in tasks {
         let acked = t.await.unwrap();
-        assert!(acked.windows(2).all(|p| p[0].0 < p[1].0), "one writer's acks increase");
+        assert!(
+            acked.windows(2).all(|p| p[0].0 < p[1].0),
+            "one writer's acks increase"
+        );
         all_acked.extend(acked);
     }
     let commits = read_everything(&log).await;
     assert_eq!(commits.len(), 320);
     for c in &commits {
-        assert_eq!(all_acked[&c.position].as_bytes(), c.commit.events[0].payload);
+        assert_eq!(
+            all_acked[&c.position].as_bytes(),
+            c.commit.events[0].payload
+        );
     }
 }
 
@@ -382,7 +463,9 @@ async fn subscribe_case(mut h: impl Harness, before: usize, after: u64, more: us
     assert_eq!(seen, expected);
     // Nothing more arrives.
     assert!(
-        tokio::time::timeout(std::time::Duration::from_millis(300), sub.next()).await.is_err(),
+        tokio::time::timeout(std::time::Duration::from_millis(300), sub.next())
+            .await
+            .is_err(),
         "no duplicate or phantom commit after the seam"
     );
 }
@@ -404,22 +487,43 @@ pub async fn reopen_persists(mut h: impl Harness) {
     let s = stream("case");
     let key = format!("open-{}", Uuid::new_v4());
     let first = log
-        .append(&s, ExpectedRevision::NoStream, vec![event(&b"a"[..])], keyed(&key))
+        .append(
+            &s,
+            ExpectedRevision::NoStream,
+            vec![event(&b"a"[..])],
+            keyed(&key),
+        )
         .await
         .unwrap();
     fill(&log, 50, "x").await;
     let before = read_everything(&log).await;
     let log = h.reopen(log).await;
     let after = read_everything(&log).await;
-    assert_eq!(before, after, "everything read back identically after reopening");
+    assert_eq!(
+        before, after,
+        "everything read back identically after reopening"
+    );
     assert_eq!(log.head().await.unwrap(), 51);
     // The stream's head and the dedup ids survive.
-    match log.append(&s, ExpectedRevision::Any, vec![event(&b"a"[..])], keyed(&key)).await {
+    match log
+        .append(
+            &s,
+            ExpectedRevision::Any,
+            vec![event(&b"a"[..])],
+            keyed(&key),
+        )
+        .await
+    {
         Err(LogError::Duplicate { position }) => assert_eq!(position, first.position),
         other => panic!("retry after reopen: {other:?}"),
     }
     let next = log
-        .append(&s, ExpectedRevision::Exact(first.revision), vec![event(&b"b"[..])], Metadata::default())
+        .append(
+            &s,
+            ExpectedRevision::Exact(first.revision),
+            vec![event(&b"b"[..])],
+            Metadata::default(),
+        )
         .await
         .unwrap();
     assert_eq!(next.position, 52);
@@ -457,8 +561,13 @@ pub async fn corruption_is_detected(mut h: impl Harness) {
 pub async fn empty_commit_refused(mut h: impl Harness) {
     let log = h.open().await;
     let s = stream("case");
-    match log.append(&s, ExpectedRevision::Any, Vec::new(), Metadata::default()).await {
-        Err(LogError::Invalid { reason }) => assert!(reason.contains("at least one event"), "{reason}"),
+    match log
+        .append(&s, ExpectedRevision::Any, Vec::new(), Metadata::default())
+        .await
+    {
+        Err(LogError::Invalid { reason }) => {
+            assert!(reason.contains("at least one event"), "{reason}")
+        }
         other => panic!("empty commit: {other:?}"),
     }
     assert_eq!(log.head().await.unwrap(), 0, "nothing appended");
@@ -468,7 +577,12 @@ pub async fn size_limit_enforced(mut h: impl Harness) {
     let log = h.open().await;
     let s = stream("case");
     match log
-        .append(&s, ExpectedRevision::Any, vec![event(vec![7u8; MAX_COMMIT_BYTES])], Metadata::default())
+        .append(
+            &s,
+            ExpectedRevision::Any,
+            vec![event(vec![7u8; MAX_COMMIT_BYTES])],
+            Metadata::default(),
+        )
         .await
     {
         Err(LogError::TooLarge { size, limit }) => {
@@ -480,10 +594,18 @@ pub async fn size_limit_enforced(mut h: impl Harness) {
     assert_eq!(log.head().await.unwrap(), 0, "nothing appended");
     // Just under the limit goes through and reads back whole.
     let big = vec![9u8; MAX_COMMIT_BYTES - 200];
-    log.append(&s, ExpectedRevision::Any, vec![event(big.clone())], Metadata::default())
-        .await
-        .unwrap();
-    assert_eq!(log.read_stream(&s).await.unwrap()[0].commit.events[0].payload, big);
+    log.append(
+        &s,
+        ExpectedRevision::Any,
+        vec![event(big.clone())],
+        Metadata::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        log.read_stream(&s).await.unwrap()[0].commit.events[0].payload,
+        big
+    );
 }
 
 pub async fn missing_stream_not_found(mut h: impl Harness) {
@@ -503,9 +625,14 @@ pub async fn hash_chains_hold(mut h: impl Harness) {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..30 {
-                log.append(&s, ExpectedRevision::Any, vec![event(format!("{i}"))], Metadata::default())
-                    .await
-                    .unwrap();
+                log.append(
+                    &s,
+                    ExpectedRevision::Any,
+                    vec![event(format!("{i}"))],
+                    Metadata::default(),
+                )
+                .await
+                .unwrap();
             }
         }));
     }

@@ -1,0 +1,30 @@
+//! `docket-bench`: runs Docket's benchmarks until the `docket` binary takes them over as
+//! `docket bench`.
+
+use clap::{Parser, Subcommand};
+
+/// Docket's benchmarks. Each figure is printed as `BENCH <name> <value> <unit>`.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The event log: file backend append/replay, and JetStream beside raw async-nats.
+    Log(docket_bench::log::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.bench {
+        Bench::Log(options) => runtime
+            .block_on(docket_bench::log::run(options))
+            .map(|_| ()),
+    }
+}
