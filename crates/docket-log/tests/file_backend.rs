@@ -187,25 +187,34 @@ async fn acknowledged_commits_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| {
-                    let mut parts = line.strip_prefix("ACK ")?.split(' ');
+            let mut acks = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let parsed = line.strip_prefix("ACK ").and_then(|rest| {
+                    let mut parts = rest.split(' ');
                     Some((parts.next()?.parse::<u64>().ok()?, parts.next()?.to_owned()))
-                })
-                .collect::<Vec<_>>()
+                });
+                if let Some(ack) = parsed {
+                    if acks.is_empty() {
+                        let _ = first_tx.send(());
+                    }
+                    acks.push(ack);
+                }
+            }
+            acks
         });
-        let wait = rng.gen_range(150..600);
+        // Kill at a random moment once appends are flowing (recovery time varies with load).
+        first_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!("round {round}: the child acknowledged nothing within 60 s")
+            });
+        let wait = rng.gen_range(0..400);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let round_acks = reader.join().unwrap();
-        assert!(
-            !round_acks.is_empty(),
-            "round {round}: the child acknowledged appends before it was killed"
-        );
         acked.extend(round_acks);
 
         let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
