@@ -11,8 +11,17 @@ const NATS_CRATES: &[&str] = &["docket-log", "docket-bus", "docket-bench"];
 const TESTKIT_USERS: &[&str] = &["docket-bench"];
 /// Dependencies the pure domain crate must never have: runtimes, IO, clocks, randomness.
 const DOMAIN_FORBIDDEN: &[&str] = &[
-    "tokio", "async-nats", "futures-util", "rand", "tempfile", "axum", "hyper", "reqwest",
-    "docket-log", "docket-bus", "tracing-subscriber",
+    "tokio",
+    "async-nats",
+    "futures-util",
+    "rand",
+    "tempfile",
+    "axum",
+    "hyper",
+    "reqwest",
+    "docket-log",
+    "docket-bus",
+    "tracing-subscriber",
 ];
 
 struct Manifest {
@@ -39,7 +48,10 @@ impl Manifest {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn manifests() -> Vec<Manifest> {
@@ -49,7 +61,10 @@ fn manifests() -> Vec<Manifest> {
         .filter(|p| p.join("Cargo.toml").exists())
         .map(|dir| {
             let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-            Manifest { value: toml::from_str(&text).unwrap(), dir }
+            Manifest {
+                value: toml::from_str(&text).unwrap(),
+                dir,
+            }
         })
         .collect();
     out.sort_by(|a, b| a.dir.cmp(&b.dir));
@@ -68,7 +83,10 @@ fn each_folder_is_named_like_its_crate() {
 fn dependencies_and_lints_are_declared_once_in_the_workspace() {
     for m in manifests() {
         assert_eq!(
-            m.value.get("lints").and_then(|l| l.get("workspace")).and_then(|w| w.as_bool()),
+            m.value
+                .get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(|w| w.as_bool()),
             Some(true),
             "{} uses the workspace lints",
             m.name()
@@ -76,7 +94,11 @@ fn dependencies_and_lints_are_declared_once_in_the_workspace() {
         for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
             for (dep, spec) in m.deps(table) {
                 let inherited = spec.get("workspace").and_then(|w| w.as_bool()) == Some(true);
-                assert!(inherited, "{}: {table}.{dep} must be `workspace = true`", m.name());
+                assert!(
+                    inherited,
+                    "{}: {table}.{dep} must be `workspace = true`",
+                    m.name()
+                );
             }
         }
     }
@@ -86,7 +108,11 @@ fn dependencies_and_lints_are_declared_once_in_the_workspace() {
 fn only_the_log_bus_and_bench_crates_know_nats() {
     for m in manifests() {
         if m.normal_deps().contains_key("async-nats") {
-            assert!(NATS_CRATES.contains(&m.name()), "{} must not depend on async-nats", m.name());
+            assert!(
+                NATS_CRATES.contains(&m.name()),
+                "{} must not depend on async-nats",
+                m.name()
+            );
         }
     }
 }
@@ -95,7 +121,11 @@ fn only_the_log_bus_and_bench_crates_know_nats() {
 fn the_testkit_is_for_tests_only() {
     for m in manifests() {
         if m.normal_deps().contains_key("docket-testkit") {
-            assert!(TESTKIT_USERS.contains(&m.name()), "{}: docket-testkit only in [dev-dependencies]", m.name());
+            assert!(
+                TESTKIT_USERS.contains(&m.name()),
+                "{}: docket-testkit only in [dev-dependencies]",
+                m.name()
+            );
         }
     }
 }
@@ -104,7 +134,10 @@ fn the_testkit_is_for_tests_only() {
 fn the_domain_crate_is_pure() {
     for m in manifests().iter().filter(|m| m.name() == "docket-domain") {
         for dep in m.normal_deps().keys() {
-            assert!(!DOMAIN_FORBIDDEN.contains(&dep.as_str()), "docket-domain must not depend on {dep}");
+            assert!(
+                !DOMAIN_FORBIDDEN.contains(&dep.as_str()),
+                "docket-domain must not depend on {dep}"
+            );
         }
     }
 }
@@ -114,7 +147,10 @@ fn architecture_doc_has_a_section_per_crate() {
     let doc = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap();
     for m in manifests() {
         let heading = format!("### `{}`", m.name());
-        assert!(doc.contains(&heading), "docs/architecture.md needs a section {heading}");
+        assert!(
+            doc.contains(&heading),
+            "docs/architecture.md needs a section {heading}"
+        );
     }
 }
 
@@ -124,7 +160,10 @@ fn every_source_file_says_what_it_is_for() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "target" && n != "golden") {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n != "target" && n != "golden")
+                {
                     walk(&path, out);
                 }
             } else if path.extension().is_some_and(|e| e == "rs") {
@@ -138,6 +177,10 @@ fn every_source_file_says_what_it_is_for() {
     assert!(!files.is_empty());
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(text.starts_with("//!"), "{} must open with a `//!` line", f.display());
+        assert!(
+            text.starts_with("//!"),
+            "{} must open with a `//!` line",
+            f.display()
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! Every commit names the previous commit of its stream by position and SHA-256, so each stream
 //! is a hash chain, and the log as a whole is what the audit crate builds its Merkle tree over.
 
-// mod any; (enabled once the JetStream backend lands)
+mod any;
 pub mod commit;
 mod error;
 pub mod file;
@@ -16,7 +16,7 @@ pub mod jetstream;
 
 use std::future::Future;
 
-// pub use any::AnyLog;
+pub use any::AnyLog;
 pub use commit::{
     Appended, Commit, CommitHash, EventData, ExpectedRevision, Metadata, RecordedCommit, StreamId,
     StreamLink, MAX_COMMIT_BYTES,

@@ -94,12 +94,22 @@ impl NatsCluster {
         self.nodes[i].url()
     }
 
+    /// The `server_name` of node `i` (what stream info reports as leader or replica).
+    pub fn server_name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// The index of the node named `name`, if it is one of this cluster's.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
     /// The client URLs of every node, for a client that fails over between them.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Node::url).collect()
     }
 
-    /// The client URLs of every node joined by commas (what `async_nats::connect` accepts).
+    /// The client URLs of every node joined by commas.
     pub fn url(&self) -> String {
         self.urls().join(",")
     }

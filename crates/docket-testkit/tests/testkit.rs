@@ -1,6 +1,11 @@
 //! The testkit against the real nats-server: start, identify, kill, restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The workspace invariants of docs/architecture.md live at the top level, beside the end-to-end
+/// tests; they run as part of this binary to keep link time down.
+#[path = "../../../tests/architecture.rs"]
+mod architecture;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::time::Duration;
