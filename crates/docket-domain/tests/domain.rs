@@ -1,0 +1,8 @@
+//! The one integration-test binary of `docket-domain`: rules, permissions, golden encodings,
+//! the events catalogue and property tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod case_props;
+mod case_rules;
+mod golden_events;
+mod support;
