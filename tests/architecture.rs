@@ -184,3 +184,38 @@ fn every_source_file_says_what_it_is_for() {
         );
     }
 }
+
+#[test]
+fn the_domain_code_reads_no_clock_randomness_or_io() {
+    let src = root().join("crates/docket-domain/src");
+    if !src.exists() {
+        return;
+    }
+    const FORBIDDEN: &[&str] = &[
+        "new_v4",
+        "Utc::now",
+        "Local::now",
+        "SystemTime",
+        "Instant::now",
+        "thread_rng",
+        "std::fs",
+        "std::net",
+        "std::env",
+        "std::process",
+        "std::thread",
+    ];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for token in FORBIDDEN {
+            assert!(
+                !text.contains(token),
+                "{} uses {token}: the domain is pure",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 3);
+}

@@ -5,4 +5,5 @@
 mod case_props;
 mod case_rules;
 mod golden_events;
+mod permissions_matrix;
 mod support;
