@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::permissions::{self, CommandKind};
 use crate::policy::PolicySet;
 use crate::values::{
-    ANumber, Actor, CaseId, DecisionId, FieldOffice, InvalidValue, PersonId, Role,
+    ANumber, Actor, CaseId, DecisionId, EnforcementAction, FieldOffice, InvalidValue, PersonId,
+    Role,
 };
 
 /// An aggregate: a consistency boundary whose state is the fold of its events.
@@ -62,6 +63,8 @@ pub struct DecisionParties {
     pub office: FieldOffice,
     /// The subject's A-number.
     pub a_number: ANumber,
+    /// The enforcement action decided.
+    pub action: EnforcementAction,
 }
 
 /// Read-only lookups into other aggregates' state that some rules need. Services answer from the

@@ -391,13 +391,14 @@ mod tests {
             reason: "  ".into(),
         };
         // (state, command, person, role, expected: Ok or the rejection code)
-        let table: Vec<(
-            &Representation,
+        type Row<'a> = (
+            &'a Representation,
             RepresentationCommand,
             u128,
             Role,
-            Result<(), &str>,
-        )> = vec![
+            Result<(), &'static str>,
+        );
+        let table: Vec<Row> = vec![
             (&empty, record(today), CLERK, Role::IntakeClerk, Ok(())),
             (
                 &empty,

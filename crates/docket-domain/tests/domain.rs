@@ -6,4 +6,5 @@ mod case_props;
 mod case_rules;
 mod golden_events;
 mod permissions_matrix;
+mod review_props;
 mod support;
