@@ -1,0 +1,253 @@
+//! The executor: decides a command against the world's state of its stream and appends the
+//! events with the revision it decided on; a conflict means the world was stale, so it catches
+//! up and decides again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use docket_domain::policy::PolicySet;
+use docket_domain::{Actor, Context, Deadlines, Rejection};
+use docket_log::{EventLog, ExpectedRevision, LogError, Metadata, StreamId};
+use uuid::Uuid;
+
+use crate::stored::{decode_event, encode_event, StoredAggregate};
+use crate::world::World;
+
+/// Settings of an [`Executor`].
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// The guideline policy versions.
+    pub policies: PolicySet,
+    /// Review deadlines.
+    pub deadlines: Deadlines,
+    /// How many times a command is decided again after losing a race.
+    pub max_attempts: u32,
+    /// How long to wait for the world to catch up with the log.
+    pub catch_up_timeout: Duration,
+}
+
+impl ExecutorConfig {
+    /// Defaults around a policy set.
+    pub fn new(policies: PolicySet) -> Self {
+        ExecutorConfig {
+            policies,
+            deadlines: Deadlines::default(),
+            max_attempts: 10,
+            catch_up_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What an executed command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executed {
+    /// Position of the commit.
+    pub position: u64,
+    /// The stream's revision after it.
+    pub revision: u64,
+    /// Type names of the events appended.
+    pub events: Vec<String>,
+    /// True if this repeated an earlier command with the same idempotency key: nothing new was
+    /// appended, and the reply describes the original.
+    pub duplicate: bool,
+}
+
+/// Why a command did not execute.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The domain refused it.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// It lost the race for its stream every time.
+    #[error("stream {stream} kept changing: gave up after {attempts} attempts")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The log refused or failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The world is not current enough to decide.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The world stopped following the log (a commit it could not apply).
+    #[error("stopped: {0}")]
+    Stopped(String),
+    /// An event could not be encoded or decoded.
+    #[error("event codec: {0}")]
+    Codec(String),
+}
+
+impl ExecError {
+    /// A stable code for replies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExecError::Rejected(r) => r.code(),
+            ExecError::Conflict { .. } => "conflict",
+            ExecError::Log(LogError::TooLarge { .. }) => "too_large",
+            ExecError::Log(LogError::Invalid { .. }) => "invalid",
+            ExecError::Log(_) | ExecError::Unavailable(_) => "unavailable",
+            ExecError::Stopped(_) | ExecError::Codec(_) => "internal",
+        }
+    }
+}
+
+/// Decides commands and appends their events. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Executor<L> {
+    log: L,
+    world: World,
+    config: Arc<ExecutorConfig>,
+}
+
+impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
+    /// An executor over a log and the world that follows it.
+    pub fn new(log: L, world: World, config: ExecutorConfig) -> Self {
+        Executor {
+            log,
+            world,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The world it decides against.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The log it appends to.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Decides `command` for the aggregate `A` in stream `<A::KIND>/<id>` and appends its
+    /// events. Retries with the same idempotency key are answered with the original commit.
+    pub async fn execute<A: StoredAggregate>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        actor: Actor,
+        idempotency_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, ExecError> {
+        let stream = StreamId::new(format!("{}/{id}", A::KIND))?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if let Some(fault) = self.world.fault() {
+                return Err(ExecError::Stopped(fault));
+            }
+            // A retry of a command already applied is answered before the domain sees it (it
+            // would refuse it against the state the original produced).
+            let known = idempotency_key
+                .as_ref()
+                .and_then(|k| self.world.read().idempotency_keys.get(k).copied());
+            if let Some(position) = known {
+                return self.original(position).await;
+            }
+            let (revision, events) = {
+                let view = self.world.read();
+                let (revision, state) = view.get::<A>(stream.as_str());
+                let ctx = Context {
+                    actor,
+                    now,
+                    policies: &self.config.policies,
+                    directory: &*view,
+                    deadlines: &self.config.deadlines,
+                };
+                (revision, state.decide(command, &ctx)?)
+            };
+            let names: Vec<String> = events
+                .iter()
+                .map(|e| A::wrap(e.clone()).name().to_owned())
+                .collect();
+            let data = events
+                .into_iter()
+                .map(|e| encode_event(&A::wrap(e), Uuid::new_v4()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ExecError::Codec(e.to_string()))?;
+            let metadata = Metadata {
+                idempotency_key: idempotency_key.clone(),
+                actor: Some(format!("{}/{}", actor.person, actor.role)),
+                correlation_id: None,
+                causation_id: None,
+                recorded_at_micros: now.timestamp_micros(),
+            };
+            let expected = match revision {
+                0 => ExpectedRevision::NoStream,
+                r => ExpectedRevision::Exact(r),
+            };
+            match self.log.append(&stream, expected, data, metadata).await {
+                Ok(appended) => {
+                    // Read your own writes: the next command on this stream sees this one.
+                    self.world
+                        .wait_applied(appended.position, self.config.catch_up_timeout)
+                        .await?;
+                    return Ok(Executed {
+                        position: appended.position,
+                        revision: appended.revision,
+                        events: names,
+                        duplicate: false,
+                    });
+                }
+                Err(LogError::Duplicate { position }) => return self.original(position).await,
+                Err(LogError::Conflict { actual, .. }) if attempts < self.config.max_attempts => {
+                    tracing::debug!(stream = %stream, actual, attempts, "stale state, catching up and deciding again");
+                    self.world
+                        .wait_applied(actual, self.config.catch_up_timeout)
+                        .await?;
+                    // Spread out writers that keep colliding on one stream.
+                    let jitter = Uuid::new_v4().as_u128() % 1000;
+                    tokio::time::sleep(Duration::from_micros(
+                        (jitter as u64) * u64::from(attempts),
+                    ))
+                    .await;
+                }
+                Err(LogError::Conflict { .. }) => {
+                    return Err(ExecError::Conflict {
+                        stream: stream.to_string(),
+                        attempts,
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The reply for a command already in the log at `position`.
+    async fn original(&self, position: u64) -> Result<Executed, ExecError> {
+        let commit = self
+            .log
+            .read_all(position - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ExecError::Unavailable(format!("commit {position} is not readable yet"))
+            })?;
+        let events = commit
+            .commit
+            .events
+            .iter()
+            .map(|e| decode_event(e).map(|d| d.name().to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ExecError::Codec(e.to_string()))?;
+        self.world
+            .wait_applied(position, self.config.catch_up_timeout)
+            .await?;
+        Ok(Executed {
+            position,
+            revision: position,
+            events,
+            duplicate: true,
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! What every Docket service shares: the [`World`], all aggregates' state kept in memory and fed
+//! by a subscription to the log, and the [`Executor`], which decides a command against that state
+//! and appends the resulting events with the revision it decided on.
+//!
+//! A cold read of a stream through a fresh consumer costs tens of milliseconds on JetStream, so
+//! nothing on the command path reads the log: state comes from memory, and a stale view is caught
+//! by the expected revision (the append conflicts, the world catches up, the command is decided
+//! again).
+
+mod executor;
+mod stored;
+mod world;
+
+pub use executor::{ExecError, Executed, Executor, ExecutorConfig};
+pub use stored::{decode_event, encode_event, StoredAggregate};
+pub use world::{World, WorldView};
