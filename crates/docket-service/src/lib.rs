@@ -7,10 +7,13 @@
 //! by the expected revision (the append conflicts, the world catches up, the command is decided
 //! again).
 
+pub mod clock;
+mod deadlines;
 mod executor;
 mod stored;
 mod world;
 
+pub use deadlines::{run_deadline_scheduler, system_actor};
 pub use executor::{ExecError, Executed, Executor, ExecutorConfig};
 pub use stored::{decode_event, encode_event, StoredAggregate};
 pub use world::{World, WorldView};

@@ -153,7 +153,7 @@ impl Directory for WorldView {
 
 /// How far the world has applied the log, and whether it had to stop.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Progress {
+pub(crate) struct Progress {
     applied: u64,
     fault: Option<String>,
 }
@@ -206,6 +206,11 @@ impl World {
             }
         }
         result
+    }
+
+    /// A receiver that wakes whenever the world moves on.
+    pub(crate) fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
     }
 
     /// The last position applied.

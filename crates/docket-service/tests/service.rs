@@ -372,3 +372,115 @@ async fn processes_racing_on_one_stream_lose_nothing_on_jetstream() {
         .unwrap();
     race(a, b).await;
 }
+
+/// Waits until the review has recorded `count` missed deadlines, or fails after 10 s.
+async fn wait_missed(world: &World, stream: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let missed = world.read().get::<Review>(stream).1.missed().len();
+        if missed >= count {
+            assert_eq!(missed, count, "no deadline recorded twice");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missed} of {count} misses recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_deadlines_are_recorded_once_across_restarts() {
+    use docket_service::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
+    let ex = executor(log.clone()).await;
+    staff(&ex).await;
+    let (case, decision) = decided_case(&ex).await;
+    let review = ReviewId(Uuid::new_v4());
+    let rid = review.to_string();
+    let stream = format!("review/{rid}");
+    // Requested on Tuesday 5 March 2024 at 15:00: acknowledgement due Wednesday 15:00.
+    ex.execute::<Review>(
+        &rid,
+        &ReviewCommand::Request {
+            review,
+            a_number: a_number(),
+            capacity: RequesterCapacity::Noncitizen,
+            case,
+            decision,
+            action: EnforcementAction::Detain,
+            grounds: "wrongful detention".into(),
+            preferred_language: None,
+        },
+        who(99, Role::Requester),
+        None,
+        now(),
+    )
+    .await
+    .unwrap();
+    let due = ex.world().read().get::<Review>(&stream).1.due();
+    assert_eq!(
+        due.len(),
+        2,
+        "acknowledgement and tier-1 decision are running: {due:?}"
+    );
+
+    let clock = ManualClock::new(now() + chrono::Duration::hours(12));
+    let start = |ex: Executor<FileLog>, clock: ManualClock| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(docket_service::run_deadline_scheduler(
+            ex,
+            std::sync::Arc::new(clock),
+            stopped,
+        ));
+        (stop, task)
+    };
+    // Nothing is due yet.
+    let (stop, task) = start(ex.clone(), clock.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(ex
+        .world()
+        .read()
+        .get::<Review>(&stream)
+        .1
+        .missed()
+        .is_empty());
+
+    // A day and a half later the acknowledgement is overdue, the decision is not.
+    clock.set(now() + chrono::Duration::hours(36));
+    let (stop, task) = start(ex.clone(), clock.clone());
+    wait_missed(ex.world(), &stream, 1).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+
+    // A restarted process (new world from the log) records nothing twice, then the tier-1 miss.
+    log.close().await.unwrap();
+    let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
+    let again = executor(log.clone()).await;
+    let (stop, task) = start(again.clone(), clock.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        again.world().read().get::<Review>(&stream).1.missed().len(),
+        1
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    clock.set(now() + chrono::Duration::days(15));
+    let (stop, task) = start(again.clone(), clock);
+    wait_missed(again.world(), &stream, 2).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let head = log.head().await.unwrap();
+    let missed: Vec<_> = again
+        .world()
+        .read()
+        .get::<Review>(&stream)
+        .1
+        .missed()
+        .to_vec();
+    assert_eq!(missed.len(), 2, "{missed:?}; head {head}");
+}

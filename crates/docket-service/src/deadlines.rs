@@ -1,0 +1,93 @@
+//! The review deadline scheduler: records `review.deadline_missed` when a review's deadline
+//! passes with its step not done. It keeps no state of its own: the due times come from the
+//! world (so a restart rebuilds them from the log), and each miss is recorded with an
+//! idempotency key derived from the review and the deadline, so two instances or a restart never
+//! record one twice.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use docket_domain::review::{DeadlineKind, Review, ReviewCommand};
+use docket_domain::values::{Actor, PersonId, Role};
+use docket_log::EventLog;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::executor::{ExecError, Executor};
+
+/// The identity the scheduler acts under.
+pub fn system_actor() -> Actor {
+    Actor {
+        person: PersonId(Uuid::nil()),
+        role: Role::System,
+    }
+}
+
+/// Longest sleep between checks, so a clock jump is noticed.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Every deadline due at or before `now`, and the earliest one after it.
+#[allow(clippy::type_complexity)]
+fn scan(
+    view: &crate::world::WorldView,
+    now: DateTime<Utc>,
+) -> (Vec<(String, DeadlineKind)>, Option<DateTime<Utc>>) {
+    let mut due_now = Vec::new();
+    let mut next: Option<DateTime<Utc>> = None;
+    for (stream, (_, review)) in &view.reviews {
+        for (kind, at) in review.due() {
+            if at <= now {
+                let id = stream.strip_prefix("review/").unwrap_or(stream).to_owned();
+                due_now.push((id, kind));
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+    }
+    due_now.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.code().cmp(b.1.code())));
+    (due_now, next)
+}
+
+/// Runs the scheduler until `shutdown` turns true.
+pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: Executor<L>,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    let mut progress = executor.world().progress();
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let now = clock.now();
+        let (due_now, next) = scan(&executor.world().read(), now);
+        for (review, kind) in due_now {
+            let key = format!("deadline-missed-{review}-{}", kind.code());
+            let command = ReviewCommand::RecordDeadlineMissed { deadline: kind };
+            match executor
+                .execute::<Review>(&review, &command, system_actor(), Some(key), now)
+                .await
+            {
+                Ok(done) if !done.duplicate => {
+                    tracing::info!(review = %review, deadline = kind.code(), "deadline missed, recorded")
+                }
+                Ok(_) => {}
+                // Someone did the step (or recorded the miss) meanwhile: nothing to record.
+                Err(ExecError::Rejected(r)) => {
+                    tracing::debug!(review = %review, deadline = kind.code(), code = r.code(), "deadline miss not recorded")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let sleep = next
+            .map(|at| (at - clock.now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = progress.changed() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
