@@ -1,0 +1,278 @@
+//! What both transports share: the [`Handler`] a service implements, the one path every request
+//! takes from bytes to a [`BusRequest`] and from a result back to bytes ([`dispatch`]), the
+//! [`Transport`] clients send through, and the typed [`Client`].
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use docket_domain::{Actor, CommandKind};
+use futures_util::FutureExt;
+use serde_json::json;
+
+use crate::actor;
+use crate::codec::{self, CommandReply, ContentType};
+use crate::command::DomainCommand;
+use crate::error::{codes, BusError};
+use crate::headers::{self, Headers};
+
+/// Largest request body a service reads, in bytes; a larger one is answered `too_large`
+/// unread. Well above any valid command (free text is capped at 10,000 characters per field)
+/// and well below NATS's default 1 MiB `max_payload`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A decoded request, as a handler sees it: never bytes, always a command of the endpoint's
+/// kind from an authenticated actor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusRequest {
+    /// The command's catalogue entry (the endpoint it came in on).
+    pub kind: CommandKind,
+    /// The command and the stream it addresses.
+    pub command: DomainCommand,
+    /// Who is acting, from [`actor::authenticate`].
+    pub actor: Actor,
+    /// The caller's idempotency key, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// The request's encoding; the reply uses the same.
+    pub content_type: ContentType,
+}
+
+/// What a service implements: one decoded command in, its result out. Errors become structured
+/// error replies; a panic becomes an `internal` error reply.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one command.
+    fn handle(
+        &self,
+        request: BusRequest,
+    ) -> impl Future<Output = Result<CommandReply, BusError>> + Send;
+}
+
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(
+        &self,
+        request: BusRequest,
+    ) -> impl Future<Output = Result<CommandReply, BusError>> + Send {
+        H::handle(self, request)
+    }
+}
+
+/// A reply as it travels: headers and body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawReply {
+    /// `Content-Type`, `Docket-Status` and, on errors, `Nats-Service-Error(-Code)`.
+    pub headers: Headers,
+    /// A [`CommandReply`] or a [`BusError`], in the content type of the headers.
+    pub body: Bytes,
+}
+
+impl RawReply {
+    /// The reply for a handler's result, in `content_type`.
+    pub fn from_result(result: Result<CommandReply, BusError>, content_type: ContentType) -> Self {
+        let err = match result {
+            Ok(reply) => match codec::encode_value(&reply, content_type) {
+                Ok(body) => {
+                    return RawReply {
+                        headers: Headers::new()
+                            .with(headers::CONTENT_TYPE, content_type.as_str())
+                            .with(headers::STATUS, headers::STATUS_OK),
+                        body: Bytes::from(body),
+                    }
+                }
+                Err(err) => err,
+            },
+            Err(err) => err,
+        };
+        RawReply::from_error(&err, content_type)
+    }
+
+    /// The reply for an error, in `content_type`.
+    pub fn from_error(err: &BusError, content_type: ContentType) -> Self {
+        let headers = Headers::new()
+            .with(headers::CONTENT_TYPE, content_type.as_str())
+            .with(headers::STATUS, headers::STATUS_ERROR)
+            .with(headers::NATS_SERVICE_ERROR, err.message.as_str())
+            .with(headers::NATS_SERVICE_ERROR_CODE, err.status().to_string());
+        let body = match codec::encode_value(err, content_type) {
+            Ok(body) => body,
+            // Encoding a struct of three strings cannot fail in practice; if it ever does, the
+            // headers still say what happened.
+            Err(_) => {
+                br#"{"code":"internal","message":"cannot encode the error","details":{}}"#.to_vec()
+            }
+        };
+        RawReply {
+            headers,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// True when `Docket-Status` is `ok`.
+    pub fn is_ok(&self) -> bool {
+        self.headers.get(headers::STATUS) == Some(headers::STATUS_OK)
+    }
+
+    /// Reads the reply: a [`CommandReply`], or the [`BusError`] it carries. A reply without
+    /// `Docket-Status` did not come from a Docket service and is `internal`.
+    pub fn into_result(self) -> Result<CommandReply, BusError> {
+        let content_type = ContentType::from_header(self.headers.get(headers::CONTENT_TYPE))?;
+        match self.headers.get(headers::STATUS) {
+            Some(headers::STATUS_OK) => codec::decode_value(&self.body, content_type)
+                .map_err(|reason| unreadable("reply", reason)),
+            Some(headers::STATUS_ERROR) => Err(codec::decode_value(&self.body, content_type)
+                .unwrap_or_else(|reason| unreadable("error reply", reason))),
+            other => Err(BusError::internal(format!(
+                "reply without a valid {} header: {other:?}",
+                headers::STATUS
+            ))),
+        }
+    }
+}
+
+fn unreadable(what: &str, reason: String) -> BusError {
+    BusError::internal(format!("cannot read the {what}: {reason}"))
+        .with_details(json!({ "reason": reason }))
+}
+
+/// The one server-side path, shared by both transports so that they behave identically: reads
+/// the content type, the size, the actor, the idempotency key and the body (in that order, so an
+/// unauthenticated body is never parsed), calls the handler, and encodes its result or the
+/// first error. Never panics: a panicking handler is answered `internal`.
+pub(crate) async fn dispatch<F, Fut>(
+    kind: CommandKind,
+    headers: &Headers,
+    body: &[u8],
+    call: F,
+) -> RawReply
+where
+    F: FnOnce(BusRequest) -> Fut,
+    Fut: Future<Output = Result<CommandReply, BusError>>,
+{
+    let content_type = match ContentType::from_header(headers.get(headers::CONTENT_TYPE)) {
+        Ok(ct) => ct,
+        // The reply cannot mirror an encoding we do not speak: JSON, the default.
+        Err(err) => return RawReply::from_error(&err, ContentType::Json),
+    };
+    let request = match prepare(kind, content_type, headers, body) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::debug!(command = %kind, code = %err.code, "request refused before the handler");
+            return RawReply::from_error(&err, content_type);
+        }
+    };
+    let result = match AssertUnwindSafe(call(request)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!(command = %kind, "handler panicked");
+            Err(BusError::internal(format!("the handler of {kind} failed")))
+        }
+    };
+    if let Err(err) = &result {
+        tracing::debug!(command = %kind, code = %err.code, "command refused");
+    }
+    RawReply::from_result(result, content_type)
+}
+
+fn prepare(
+    kind: CommandKind,
+    content_type: ContentType,
+    headers: &Headers,
+    body: &[u8],
+) -> Result<BusRequest, BusError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BusError::new(
+            codes::TOO_LARGE,
+            format!(
+                "request body of {} bytes exceeds the limit of {MAX_BODY_BYTES} bytes",
+                body.len()
+            ),
+        )
+        .with_details(json!({ "size": body.len(), "limit": MAX_BODY_BYTES })));
+    }
+    let actor = actor::authenticate(headers)?;
+    let idempotency_key = actor::idempotency_key(headers)?;
+    let command = codec::decode_command(kind, content_type, body)?;
+    Ok(BusRequest {
+        kind,
+        command,
+        actor,
+        idempotency_key,
+        content_type,
+    })
+}
+
+/// Sends raw requests to Docket services: over NATS ([`crate::NatsTransport`]) or in process
+/// ([`crate::LocalBus`]). Both answer a subject outside the catalogue with `unknown_command`
+/// and a command whose service is not running with `unavailable`.
+pub trait Transport: Send + Sync {
+    /// Sends one request and waits for its reply.
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        body: Bytes,
+    ) -> impl Future<Output = Result<RawReply, BusError>> + Send;
+}
+
+impl<T: Transport + ?Sized> Transport for &T {
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        body: Bytes,
+    ) -> impl Future<Output = Result<RawReply, BusError>> + Send {
+        T::request(self, subject, headers, body)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        body: Bytes,
+    ) -> impl Future<Output = Result<RawReply, BusError>> + Send {
+        T::request(self, subject, headers, body)
+    }
+}
+
+/// A typed client: domain commands in, [`CommandReply`] or [`BusError`] out.
+#[derive(Clone, Debug)]
+pub struct Client<T> {
+    transport: T,
+}
+
+impl<T: Transport> Client<T> {
+    /// A client over `transport`.
+    pub fn new(transport: T) -> Self {
+        Client { transport }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Sends `command` as `actor`, encoded as `content_type`, with an optional idempotency key
+    /// (send the same key again to retry safely).
+    pub async fn send(
+        &self,
+        actor: &Actor,
+        command: &DomainCommand,
+        content_type: ContentType,
+        idempotency_key: Option<&str>,
+    ) -> Result<CommandReply, BusError> {
+        let (kind, body) = codec::encode_command(command, content_type)?;
+        let mut headers = Headers::new()
+            .with(headers::CONTENT_TYPE, content_type.as_str())
+            .with(headers::ACTOR, actor::actor_header(actor));
+        if let Some(key) = idempotency_key {
+            headers.insert(headers::IDEMPOTENCY_KEY, key);
+        }
+        let subject = crate::catalogue::subject(kind);
+        self.transport
+            .request(&subject, headers, body)
+            .await?
+            .into_result()
+    }
+}
