@@ -31,5 +31,5 @@ pub use command::DomainCommand;
 pub use error::{codes, BusError};
 pub use headers::Headers;
 pub use local::LocalBus;
-pub use nats::{serve_nats, NatsTransport, ServiceHandle};
+pub use nats::{connect, serve_nats, NatsClient, NatsTransport, ServiceHandle};
 pub use transport::{BusRequest, Client, Handler, RawReply, Transport, MAX_BODY_BYTES};

@@ -309,3 +309,16 @@ impl Transport for NatsTransport {
         }
     }
 }
+
+/// A connection to NATS, as the services and the command line hold it. Re-exported so that only
+/// `docket-bus` and `docket-log` depend on async-nats.
+pub type NatsClient = async_nats::Client;
+
+/// Connects to NATS (`url` may list several servers, comma-separated), naming the connection.
+pub async fn connect(url: &str, name: &str) -> Result<NatsClient, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connect(url)
+        .await
+        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {url}: {e}")))
+}
