@@ -65,7 +65,7 @@ async fn ok<T: Transport>(
     n: &mut usize,
 ) -> docket_bus::CommandReply {
     *n += 1;
-    let ct = if *n % 2 == 0 {
+    let ct = if n.is_multiple_of(2) {
         ContentType::Postcard
     } else {
         ContentType::Json
