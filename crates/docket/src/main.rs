@@ -1,0 +1,76 @@
+//! `docket`: runs Docket (`up`, `serve`), sends commands to a running system, and runs the
+//! benchmarks. `main` only parses flags, sets up logging and calls into the libraries.
+
+mod client;
+mod http;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Docket: discretionary enforcement decisions and their review, on a verifiable event log.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. `info` or `docket_service=debug`.
+    #[arg(long, global = true, env = "DOCKET_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs every service in one process. Embedded (no dependencies): the log in --data-dir and
+    /// the commands on a local HTTP endpoint. With --nats: the log on JetStream and the services
+    /// as NATS micro services.
+    Up(run::UpArgs),
+    /// Runs one service over NATS (start several processes to share the load).
+    Serve(run::ServeArgs),
+    /// Sends one command to a running system and prints the reply (see `docket commands`).
+    Send(client::SendArgs),
+    /// Lists every command with its subject and owning service.
+    Commands,
+    /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The event log: file backend append/replay, and JetStream beside raw async-nats.
+    Log(docket_bench::log::Options),
+}
+
+/// Where `docket up` keeps its data unless told otherwise.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from("docket-data")
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .map_err(|e| anyhow::anyhow!("bad log filter {:?}: {e}", cli.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => run::up(args).await,
+            Command::Serve(args) => run::serve(args).await,
+            Command::Send(args) => client::send(args).await,
+            Command::Commands => {
+                client::print_commands();
+                Ok(())
+            }
+            Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
+        }
+    })
+}

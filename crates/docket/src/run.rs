@@ -1,0 +1,182 @@
+//! `docket up` and `docket serve`: wiring the log, the world, the executor and the services.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use docket_bus::{LocalBus, Service};
+use docket_domain::policy::PolicySet;
+use docket_log::file::{FileLog, FileLogConfig};
+use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
+use docket_log::EventLog;
+use docket_service::clock::{SharedClock, SystemClock};
+use docket_service::{Executor, ExecutorConfig, World};
+use tokio::sync::watch;
+
+/// Options of `docket up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Where the embedded log keeps its segment files.
+    #[arg(long, env = "DOCKET_DATA_DIR", default_value_os_t = crate::default_data_dir())]
+    data_dir: PathBuf,
+    /// Address of the local HTTP endpoint (commands as JSON under /api/v1/commands/<name>).
+    #[arg(long, env = "DOCKET_HTTP", default_value = "127.0.0.1:7400")]
+    http: SocketAddr,
+    /// Run over NATS and JetStream instead (comma-separated server URLs).
+    #[arg(long, env = "DOCKET_NATS")]
+    nats: Option<String>,
+    /// Replicas of the log stream when it is created (1, or 3 on a cluster).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+}
+
+/// Options of `docket serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The service: intake, assessment or review.
+    #[arg(value_parser = ["intake", "assessment", "review"])]
+    service: String,
+    /// NATS server URLs, comma-separated.
+    #[arg(long, env = "DOCKET_NATS")]
+    nats: String,
+    /// Replicas of the log stream when it is created (1, or 3 on a cluster).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+}
+
+/// A world following `log`, caught up to its head, and an executor over it.
+async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Result<Executor<L>> {
+    let policies = PolicySet::shipped().context("loading the shipped guideline policy")?;
+    let world = World::new();
+    world.follow(log.clone());
+    let head = log.head().await?;
+    eprintln!("docket: catching up with the log ({head} commits)");
+    world
+        .wait_applied(head, Duration::from_secs(600))
+        .await
+        .context("catching up with the log")?;
+    Ok(Executor::new(log, world, ExecutorConfig::new(policies)))
+}
+
+/// A watch that turns true on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        let _ = tx.send(true);
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("docket: shutting down (finishing work in flight)");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+fn service_named(name: &str) -> Result<Service> {
+    Ok(match name {
+        "intake" => Service::Intake,
+        "assessment" => Service::Assessment,
+        "review" => Service::Review,
+        other => bail!("unknown service {other:?}: expected intake, assessment or review"),
+    })
+}
+
+async fn jetstream(url: &str, replicas: usize) -> Result<JetStreamLog> {
+    let config = JetStreamConfig {
+        replicas,
+        ..JetStreamConfig::default()
+    };
+    JetStreamLog::connect_url(url, config)
+        .await
+        .with_context(|| format!("opening the log on JetStream at {url}"))
+}
+
+/// `docket up`.
+pub(crate) async fn up(args: UpArgs) -> Result<()> {
+    let shutdown = shutdown_signal();
+    if let Some(url) = &args.nats {
+        let log = jetstream(url, args.replicas).await?;
+        let ex = executor(log).await?;
+        let mut tasks = Vec::new();
+        for service in docket_services::COMMAND_SERVICES {
+            let client = docket_bus::connect(url, &format!("docket-{service}")).await?;
+            tasks.push(tokio::spawn(docket_services::run_nats(
+                service,
+                client,
+                ex.clone(),
+                clock(),
+                shutdown.clone(),
+            )));
+        }
+        eprintln!("docket: up over NATS at {url}; commands on docket.cmd.<service>.<command> (see `docket commands`); Ctrl-C stops");
+        for task in tasks {
+            task.await.context("a service task panicked")??;
+        }
+        return Ok(());
+    }
+
+    let log = FileLog::open(FileLogConfig::new(&args.data_dir))
+        .await
+        .with_context(|| format!("opening the log in {}", args.data_dir.display()))?;
+    let ex = executor(log.clone()).await?;
+    let bus = LocalBus::new();
+    let scheduler = docket_services::register_local(&bus, ex, clock(), shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("listening on {}", args.http))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "docket: up (embedded), log in {}, commands at http://{address}/api/v1/commands/<name> (see `docket commands`); Ctrl-C stops",
+        args.data_dir.display()
+    );
+    println!("listening http://{address}");
+    let mut stop = shutdown.clone();
+    axum::serve(listener, crate::http::router(bus))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("serving HTTP")?;
+    scheduler
+        .await
+        .context("the deadline scheduler panicked")??;
+    log.close().await?;
+    Ok(())
+}
+
+/// `docket serve <service>`.
+pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
+    let service = service_named(&args.service)?;
+    let shutdown = shutdown_signal();
+    let log = jetstream(&args.nats, args.replicas).await?;
+    let ex = executor(log).await?;
+    let client = docket_bus::connect(&args.nats, &format!("docket-{service}")).await?;
+    eprintln!(
+        "docket: serving {service} over NATS at {}; Ctrl-C stops",
+        args.nats
+    );
+    docket_services::run_nats(service, client, ex, clock(), shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary of the `docket` command: the real binary, started as a
+//! process, driven through its command line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
