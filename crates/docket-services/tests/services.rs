@@ -23,6 +23,8 @@ use docket_service::clock::{ManualClock, SharedClock};
 use docket_service::{Executor, ExecutorConfig, World};
 use uuid::Uuid;
 
+mod api_examples;
+
 fn who(n: u128, role: Role) -> Actor {
     Actor {
         person: PersonId(Uuid::from_u128(n)),
@@ -43,7 +45,7 @@ fn clock() -> SharedClock {
     ))
 }
 
-async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Executor<L> {
+pub(crate) async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Executor<L> {
     let world = World::new();
     world.follow(log.clone());
     world
