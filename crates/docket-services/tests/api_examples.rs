@@ -12,63 +12,12 @@ use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_service::clock::ManualClock;
 use serde_json::Value;
 
+use self::support::{check_reply, examples};
+
+#[path = "../../../tests/support/api_examples.rs"]
+mod support;
+
 use crate::executor;
-
-/// One example: command, actor header, request body, and the expected reply (success or error code).
-struct Example {
-    command: String,
-    actor: String,
-    body: String,
-    reply: Value,
-    error: bool,
-}
-
-/// The fenced JSON block following `from` in `doc`, and where it ends.
-fn next_json_block(doc: &str, from: usize) -> (String, usize) {
-    let start = doc[from..]
-        .find("```json\n")
-        .map(|i| from + i + 8)
-        .expect("a json block");
-    let end = doc[start..]
-        .find("\n```")
-        .map(|i| start + i)
-        .expect("a closed json block");
-    (doc[start..end].to_owned(), end + 4)
-}
-
-fn examples() -> Vec<Example> {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(i) = doc[at..].find("<!-- example ") {
-        let marker_start = at + i;
-        let marker_end = marker_start + doc[marker_start..].find("-->").unwrap();
-        let marker = doc[marker_start + 13..marker_end].trim();
-        let (command, actor) = marker.split_once(" as ").expect("`<command> as <actor>`");
-        let (body, after_body) = next_json_block(&doc, marker_end);
-        let kind_marker = doc[after_body..]
-            .find("<!-- ")
-            .map(|j| after_body + j)
-            .unwrap();
-        let error = doc[kind_marker..].starts_with("<!-- error -->");
-        assert!(
-            error || doc[kind_marker..].starts_with("<!-- reply -->"),
-            "after the example of {command}"
-        );
-        let (reply, next) = next_json_block(&doc, kind_marker);
-        out.push(Example {
-            command: command.to_owned(),
-            actor: actor.to_owned(),
-            body,
-            reply: serde_json::from_str(&reply)
-                .unwrap_or_else(|e| panic!("reply of {command}: {e}")),
-            error,
-        });
-        at = next;
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_example_gets_the_documented_reply() {
@@ -132,21 +81,8 @@ async fn every_api_example_gets_the_documented_reply() {
             .await
             .unwrap();
         let reply: Value = serde_json::from_slice(&raw.body).unwrap();
-        if example.error {
-            assert_eq!(
-                raw.headers.get(headers::STATUS),
-                Some(headers::STATUS_ERROR),
-                "{}: {reply}",
-                example.command
-            );
-            assert_eq!(
-                reply["code"], example.reply["code"],
-                "{}: {reply}",
-                example.command
-            );
-        } else {
-            assert_eq!(reply, example.reply, "{} as documented", example.command);
-        }
+        let failed = raw.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR);
+        check_reply(example, failed, &reply);
     }
     stop.send(true).unwrap();
     for t in tasks {

@@ -3,3 +3,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+#[path = "../../../tests/e2e.rs"]
+mod e2e;

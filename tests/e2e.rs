@@ -1,0 +1,272 @@
+//! End-to-end scenarios against real `docket` processes: the whole lifecycle of
+//! `docs/api.md` run against (a) the command services as separate `docket serve` processes over a
+//! real nats-server and (b) `docket up` embedded, driven through `docket send`; and a service
+//! process killed with SIGKILL in the middle of a workload, after which every accepted command's
+//! effects are in the log exactly once.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use docket_bus::{headers, Headers, NatsTransport, Transport};
+use docket_domain::CommandKind;
+use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
+use docket_log::EventLog;
+use serde_json::Value;
+
+use self::support::{check_reply, examples};
+
+#[path = "support/api_examples.rs"]
+mod support;
+
+const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(service: &str, nats: &str) -> Proc {
+    let child = Command::new(DOCKET)
+        .args(["serve", service, "--nats", nats, "--log", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+async fn wait_for_services(client: &docket_bus::NatsClient, services: &[&str]) {
+    for service in services {
+        let subject = format!("$SRV.PING.docket-{service}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.request(subject.clone(), "".into()).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docket serve {service} never answered PING"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
+    let server = tokio::task::spawn_blocking(docket_testkit::NatsServer::start)
+        .await
+        .unwrap();
+    let _services: Vec<Proc> = ["intake", "assessment", "review"]
+        .iter()
+        .map(|s| serve(s, &server.url()))
+        .collect();
+    let client = docket_bus::connect(&server.url(), "e2e").await.unwrap();
+    wait_for_services(&client, &["intake", "assessment", "review"]).await;
+    let transport = NatsTransport::new(client);
+    for example in examples() {
+        let kind = CommandKind::ALL
+            .iter()
+            .find(|k| k.name() == example.command)
+            .unwrap();
+        let h = Headers::new()
+            .with(headers::CONTENT_TYPE, "application/json")
+            .with(headers::ACTOR, example.actor.clone());
+        let raw = transport
+            .request(
+                &docket_bus::subject(*kind),
+                h,
+                Bytes::from(example.body.clone()),
+            )
+            .await
+            .unwrap();
+        let reply: Value = serde_json::from_slice(&raw.body).unwrap();
+        check_reply(
+            &example,
+            raw.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR),
+            &reply,
+        );
+    }
+}
+
+#[test]
+fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(DOCKET)
+        .args(["up", "--http", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let up = Proc(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    let url = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    for example in examples() {
+        let out = Command::new(DOCKET)
+            .args([
+                "send",
+                &example.command,
+                "--as",
+                &example.actor,
+                "--json",
+                &example.body,
+                "--http",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        let reply: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        check_reply(&example, !out.status.success(), &reply);
+    }
+    drop(up);
+}
+
+/// Sends a command until it is answered with anything but `unavailable`, with the same
+/// idempotency key each time.
+async fn send_until_answered(
+    transport: &NatsTransport,
+    subject: &str,
+    actor: &str,
+    key: &str,
+    body: Value,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = Headers::new()
+            .with(headers::CONTENT_TYPE, "application/json")
+            .with(headers::ACTOR, actor)
+            .with(headers::IDEMPOTENCY_KEY, key);
+        let body_bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+        let answered = match transport.request(subject, h, body_bytes).await {
+            Ok(raw) => {
+                let reply: Value = serde_json::from_slice(&raw.body).unwrap();
+                if reply["code"] == "unavailable" {
+                    None
+                } else {
+                    Some(reply)
+                }
+            }
+            Err(e) if e.code == "unavailable" => None,
+            Err(e) => panic!("{subject}: {e:?}"),
+        };
+        if let Some(reply) = answered {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subject} stayed unavailable for a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_mid_workload_loses_and_repeats_nothing() {
+    let server = tokio::task::spawn_blocking(docket_testkit::NatsServer::start)
+        .await
+        .unwrap();
+    let url = server.url();
+    let client = docket_bus::connect(&url, "e2e-kill").await.unwrap();
+    let mut intake = serve("intake", &url);
+    let _assessment = serve("assessment", &url);
+    wait_for_services(&client, &["intake", "assessment"]).await;
+    let transport = NatsTransport::new(client.clone());
+    let clerk = "00000000-0000-0000-0000-00000000000f/intake_clerk";
+
+    // The workload: 40 cases, each opened and given two records, each command with its own key.
+    let workload = {
+        let transport = transport.clone();
+        tokio::spawn(async move {
+            let mut acked: HashMap<String, Value> = HashMap::new();
+            for i in 0..40u32 {
+                let case = uuid::Uuid::new_v4().to_string();
+                let open = serde_json::json!({"case": case, "a_number": format!("A{:09}", 100_000 + i), "office": "BOS",
+                    "encounter": {"at": "2024-03-05T09:00:00Z", "location": "Boston", "place": "interior",
+                                  "manner_of_entry": "unknown", "entry_date": null, "protected_area": null}});
+                let key = format!("open-{case}");
+                let reply = send_until_answered(
+                    &transport,
+                    "docket.cmd.intake.case_open",
+                    clerk,
+                    &key,
+                    open,
+                )
+                .await;
+                assert!(reply.get("position").is_some(), "open {i}: {reply}");
+                acked.insert(key, reply);
+                for (n, source) in ["criminal", "administrative"].iter().enumerate() {
+                    let attach = serde_json::json!({"case": case, "record": uuid::Uuid::new_v4(), "source": source,
+                        "reference": format!("ref-{i}-{n}"), "content_hash": "cd".repeat(32)});
+                    let key = format!("attach-{case}-{n}");
+                    let reply = send_until_answered(
+                        &transport,
+                        "docket.cmd.intake.case_attach_record",
+                        clerk,
+                        &key,
+                        attach,
+                    )
+                    .await;
+                    assert!(reply.get("position").is_some(), "attach {i}/{n}: {reply}");
+                    acked.insert(key, reply);
+                }
+            }
+            acked
+        })
+    };
+    // SIGKILL the intake service three times while the workload runs, restarting it each time.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300 + 200 * round)).await;
+        let _ = intake.0.kill();
+        let _ = intake.0.wait();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        intake = serve("intake", &url);
+    }
+    let acked = workload.await.unwrap();
+    assert_eq!(acked.len(), 120);
+
+    // Every accepted command is in the log exactly once, at the position it was acknowledged with.
+    let log = JetStreamLog::connect_url(&url, JetStreamConfig::default())
+        .await
+        .unwrap();
+    let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let batch = log.read_all(after, 500).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for c in batch {
+            if let Some(key) = c.commit.metadata.idempotency_key.clone() {
+                by_key.entry(key).or_default().push(c.position);
+            }
+        }
+    }
+    for (key, reply) in &acked {
+        let positions = by_key
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} acknowledged but not in the log"));
+        assert_eq!(
+            positions.len(),
+            1,
+            "{key} applied {} times",
+            positions.len()
+        );
+        assert_eq!(
+            Some(positions[0]),
+            reply["position"].as_u64(),
+            "{key} at its acknowledged position"
+        );
+    }
+    assert_eq!(
+        by_key.len(),
+        acked.len(),
+        "nothing in the log that was not acknowledged"
+    );
+    drop(intake);
+}
