@@ -116,3 +116,56 @@ fn help_lists_the_subcommands() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("docket.cmd.intake.case_open"), "{text}");
 }
+
+#[test]
+fn sigterm_stops_docket_up_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = up(dir.path());
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-00000000000c",
+            "office=BOS",
+            "role=supervisor",
+        ],
+    );
+    assert!(ok, "{reply}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "docket up did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "docket up exited with {exit}");
+    // The data directory is released and intact.
+    let (child, url) = up(dir.path());
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-00000000000c",
+            "office=BOS",
+            "role=supervisor",
+        ],
+    );
+    assert!(!ok);
+    assert_eq!(
+        reply["code"], "invalid_state",
+        "the registration survived: {reply}"
+    );
+    stop(child);
+}
