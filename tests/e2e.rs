@@ -1,5 +1,5 @@
 //! End-to-end scenarios against real `docket` processes: the whole lifecycle of
-//! `docs/api.md` run against (a) the command services as separate `docket serve` processes over a
+//! `docs/api.md` (positions aside: the notification service appends to the same log) run against (a) the command services as separate `docket serve` processes over a
 //! real nats-server and (b) `docket up` embedded, driven through `docket send`; and a service
 //! process killed with SIGKILL in the middle of a workload, after which every accepted command's
 //! effects are in the log exactly once.
@@ -15,10 +15,41 @@ use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
 use serde_json::Value;
 
-use self::support::{check_reply, examples};
+use self::support::{check_reply_except_positions, examples};
 
 #[path = "support/api_examples.rs"]
 mod support;
+#[path = "support/webhook.rs"]
+mod webhook;
+
+/// The webhook secret of the end-to-end tests.
+const SECRET: &str = "e2e-webhook-secret";
+
+/// Notifications the documented lifecycle must produce.
+const EXPECTED_KINDS: &[&str] = &[
+    "decision_returned",
+    "review_received",
+    "review_acknowledged",
+    "information_requested",
+    "tier1_decided",
+    "tier2_decided",
+    "review_withdrawn",
+];
+
+/// Checks the lifecycle's notifications arrived, all signed.
+async fn check_notifications(receiver: &webhook::Receiver) {
+    let got = receiver.wait_for(EXPECTED_KINDS).await;
+    assert!(
+        got.iter().all(|d| d.signed),
+        "every delivery carries a valid signature: {got:?}"
+    );
+    let representative = "00000000-0000-0000-0000-000000000010";
+    assert!(
+        got.iter()
+            .any(|d| d.body["kind"] == "tier1_decided" && d.body["to"]["person"] == representative),
+        "the representative was told the tier-1 outcome: {got:?}"
+    );
+}
 
 const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
 
@@ -33,8 +64,14 @@ impl Drop for Proc {
 }
 
 fn serve(service: &str, nats: &str) -> Proc {
+    serve_with(service, nats, &[])
+}
+
+fn serve_with(service: &str, nats: &str, extra: &[&str]) -> Proc {
     let child = Command::new(DOCKET)
         .args(["serve", service, "--nats", nats, "--log", "warn"])
+        .args(extra)
+        .env("DOCKET_WEBHOOK_SECRET", SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -85,7 +122,7 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
             .await
             .unwrap();
         let reply: Value = serde_json::from_slice(&raw.body).unwrap();
-        check_reply(
+        check_reply_except_positions(
             &example,
             raw.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR),
             &reply,
@@ -93,12 +130,23 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
     }
 }
 
-#[test]
-fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
     let dir = tempfile::tempdir().unwrap();
+    let receiver = webhook::start(SECRET).await;
     let mut child = Command::new(DOCKET)
-        .args(["up", "--http", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .args([
+            "up",
+            "--http",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--webhook-url",
+            &receiver.url,
+            "--data-dir",
+        ])
         .arg(dir.path())
+        .env("DOCKET_WEBHOOK_SECRET", SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -123,8 +171,9 @@ fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
             .output()
             .unwrap();
         let reply: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        check_reply(&example, !out.status.success(), &reply);
+        check_reply_except_positions(&example, !out.status.success(), &reply);
     }
+    check_notifications(&receiver).await;
     drop(up);
 }
 

@@ -89,3 +89,14 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> 
         }
     }
 }
+
+/// The handler of a service that takes no commands (notification): it registers with NATS's
+/// service API so `$SRV.PING`, `INFO` and `STATS` see it, and answers nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoCommands;
+
+impl Handler for NoCommands {
+    async fn handle(&self, request: BusRequest) -> Result<CommandReply, BusError> {
+        Err(BusError::unknown_command(request.kind.name()))
+    }
+}

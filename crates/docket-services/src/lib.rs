@@ -15,7 +15,7 @@ use docket_service::clock::SharedClock;
 use docket_service::{run_deadline_scheduler, Executor};
 use tokio::sync::watch;
 
-pub use handler::CommandHandler;
+pub use handler::{CommandHandler, NoCommands};
 
 /// The version the services report to NATS's service API.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,6 +2,7 @@
 //! benchmarks. `main` only parses flags, sets up logging and calls into the libraries.
 
 mod client;
+mod demo;
 mod http;
 mod run;
 
@@ -33,6 +34,10 @@ enum Command {
     Send(client::SendArgs),
     /// Lists every command with its subject and owning service.
     Commands,
+    /// Drives a running system with a realistic workload (staff of the 25 field offices,
+    /// hundreds of cases, decisions, approvals, G-28s, reviews at both tiers) and prints a
+    /// summary.
+    Demo(demo::DemoArgs),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
     #[command(subcommand)]
     Bench(Bench),
@@ -42,6 +47,9 @@ enum Command {
 enum Bench {
     /// The event log: file backend append/replay, and JetStream beside raw async-nats.
     Log(docket_bench::log::Options),
+    /// End to end: the demo workload against the command services over NATS (a nats-server is
+    /// started unless --nats), beside raw NATS request/reply measured in the same run.
+    E2e(docket_bench::e2e::Options),
 }
 
 /// Where `docket up` keeps its data unless told otherwise.
@@ -70,7 +78,9 @@ fn main() -> Result<()> {
                 client::print_commands();
                 Ok(())
             }
+            Command::Demo(args) => demo::demo(args).await,
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
+            Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
         }
     })
 }

@@ -15,6 +15,60 @@ use docket_service::clock::{SharedClock, SystemClock};
 use docket_service::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
+/// Where notifications go; without a webhook the notification service does not run.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WebhookArgs {
+    /// The webhook every notification is POSTed to (http:// or https://).
+    #[arg(long, env = "DOCKET_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the Docket-Signature header (prefer the environment variable).
+    #[arg(long, env = "DOCKET_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> Result<Option<docket_notify::NotifyConfig>> {
+        match (&self.webhook_url, &self.webhook_secret) {
+            (None, _) => Ok(None),
+            (Some(_), None) => bail!(
+                "--webhook-url needs a secret: set DOCKET_WEBHOOK_SECRET (or --webhook-secret)"
+            ),
+            (Some(url), Some(secret)) => Ok(Some(docket_notify::NotifyConfig::new(
+                url.clone(),
+                secret.clone(),
+            ))),
+        }
+    }
+}
+
+/// Runs the notification service in a task, if a webhook is configured.
+fn notifications<L: EventLog + Clone + Send + Sync + 'static>(
+    webhook: &WebhookArgs,
+    log: L,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<Result<(), docket_notify::NotifyError>>>> {
+    let Some(config) = webhook.config()? else {
+        eprintln!("docket: notifications are off (no --webhook-url)");
+        return Ok(None);
+    };
+    eprintln!("docket: notifications to {config:?}");
+    Ok(Some(tokio::spawn(docket_notify::run(
+        config,
+        log,
+        clock(),
+        shutdown,
+    ))))
+}
+
+async fn finish_notifications(
+    task: Option<tokio::task::JoinHandle<Result<(), docket_notify::NotifyError>>>,
+) -> Result<()> {
+    if let Some(task) = task {
+        task.await.context("the notification service panicked")??;
+    }
+    Ok(())
+}
+
 /// Options of `docket up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
@@ -30,13 +84,15 @@ pub(crate) struct UpArgs {
     /// Replicas of the log stream when it is created (1, or 3 on a cluster).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    #[command(flatten)]
+    webhook: WebhookArgs,
 }
 
 /// Options of `docket serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The service: intake, assessment or review.
-    #[arg(value_parser = ["intake", "assessment", "review"])]
+    /// The service: intake, assessment, review or notification.
+    #[arg(value_parser = ["intake", "assessment", "review", "notification"])]
     service: String,
     /// NATS server URLs, comma-separated.
     #[arg(long, env = "DOCKET_NATS")]
@@ -44,6 +100,8 @@ pub(crate) struct ServeArgs {
     /// Replicas of the log stream when it is created (1, or 3 on a cluster).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    #[command(flatten)]
+    webhook: WebhookArgs,
 }
 
 /// A world following `log`, caught up to its head, and an executor over it.
@@ -99,7 +157,10 @@ fn service_named(name: &str) -> Result<Service> {
         "intake" => Service::Intake,
         "assessment" => Service::Assessment,
         "review" => Service::Review,
-        other => bail!("unknown service {other:?}: expected intake, assessment or review"),
+        "notification" => Service::Notification,
+        other => {
+            bail!("unknown service {other:?}: expected intake, assessment, review or notification")
+        }
     })
 }
 
@@ -118,6 +179,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     if let Some(url) = &args.nats {
         let log = jetstream(url, args.replicas).await?;
+        let notify = notifications(&args.webhook, log.clone(), shutdown.clone())?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -134,12 +196,13 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         for task in tasks {
             task.await.context("a service task panicked")??;
         }
-        return Ok(());
+        return finish_notifications(notify).await;
     }
 
     let log = FileLog::open(FileLogConfig::new(&args.data_dir))
         .await
         .with_context(|| format!("opening the log in {}", args.data_dir.display()))?;
+    let notify = notifications(&args.webhook, log.clone(), shutdown.clone())?;
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
     let scheduler = docket_services::register_local(&bus, ex, clock(), shutdown.clone());
@@ -162,6 +225,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     scheduler
         .await
         .context("the deadline scheduler panicked")??;
+    finish_notifications(notify).await?;
     log.close().await?;
     Ok(())
 }
@@ -171,6 +235,28 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let service = service_named(&args.service)?;
     let shutdown = shutdown_signal();
     let log = jetstream(&args.nats, args.replicas).await?;
+    if service == Service::Notification {
+        if args.webhook.webhook_url.is_none() {
+            bail!("docket serve notification needs --webhook-url and DOCKET_WEBHOOK_SECRET");
+        }
+        let client = docket_bus::connect(&args.nats, "docket-notification").await?;
+        // Registered as a micro service (no endpoints) so $SRV.PING/INFO/STATS see it.
+        let handle = docket_bus::serve_nats(
+            client,
+            service,
+            docket_services::VERSION,
+            docket_services::NoCommands,
+        )
+        .await?;
+        eprintln!(
+            "docket: serving notification over NATS at {}; Ctrl-C stops",
+            args.nats
+        );
+        let task = notifications(&args.webhook, log, shutdown)?;
+        finish_notifications(task).await?;
+        handle.stop().await?;
+        return Ok(());
+    }
     let ex = executor(log).await?;
     let client = docket_bus::connect(&args.nats, &format!("docket-{service}")).await?;
     eprintln!(

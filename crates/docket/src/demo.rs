@@ -1,0 +1,172 @@
+//! `docket demo`: drives a running system with the realistic workload of `docket-demo`, over
+//! NATS or the embedded deployment's HTTP endpoint, with a progress bar on standard error and the
+//! summary on standard output.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use chrono::NaiveDate;
+use docket_bus::{Client, ContentType, NatsTransport, Transport};
+use docket_demo::{DemoConfig, DemoError, DemoSummary};
+
+use crate::client::HttpTransport;
+
+/// Options of `docket demo`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  docket up &            # in another terminal\n  docket demo --cases 300\n  docket demo --nats nats://127.0.0.1:4222 --cases 1000 --concurrency 32\n\nThe services take every command's time from their own clock: deadlines the demo leaves\nrunning are recorded as missed when they pass on that clock, and on a clock where no guideline\nversion is in force (after 20 January 2025) decisions carry no guidance and need no training."
+)]
+pub(crate) struct DemoArgs {
+    /// Drive a system over NATS (comma-separated URLs) instead of the HTTP endpoint.
+    #[arg(long, env = "DOCKET_NATS", conflicts_with = "http")]
+    nats: Option<String>,
+    /// The embedded deployment's HTTP endpoint (`docket up`).
+    #[arg(long, env = "DOCKET_HTTP_URL", default_value = "http://127.0.0.1:7400")]
+    http: String,
+    /// Cases to open and decide.
+    #[arg(long, default_value_t = DemoConfig::default().cases)]
+    cases: usize,
+    /// Seed of the workload: the same seed plans the same workload.
+    #[arg(long, default_value_t = DemoConfig::default().seed)]
+    seed: u64,
+    /// Cases driven at the same time.
+    #[arg(long, default_value_t = DemoConfig::default().concurrency)]
+    concurrency: usize,
+    /// The day the workload is dated from (YYYY-MM-DD, noon UTC): encounters, training and
+    /// G-28s come before it. Default 2024-03-04, when the 2021 guidelines were in force.
+    #[arg(long)]
+    start: Option<NaiveDate>,
+    /// Encode command bodies in postcard instead of JSON.
+    #[arg(long)]
+    postcard: bool,
+}
+
+/// `docket demo`.
+pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
+    let mut config = DemoConfig {
+        cases: args.cases,
+        seed: args.seed,
+        concurrency: args.concurrency,
+        content_type: if args.postcard {
+            ContentType::Postcard
+        } else {
+            ContentType::Json
+        },
+        ..DemoConfig::default()
+    };
+    if let Some(day) = args.start {
+        config.start = day
+            .and_hms_opt(12, 0, 0)
+            .ok_or_else(|| anyhow!("--start {day}: not a day"))?
+            .and_utc();
+    }
+    let summary = match &args.nats {
+        Some(url) => {
+            let client = docket_bus::connect(url, "docket-demo").await.map_err(|e| {
+                anyhow!(
+                    "{}: start nats-server, then `docket up --nats {url}`",
+                    e.message
+                )
+            })?;
+            drive(
+                NatsTransport::new(client),
+                &config,
+                &format!("{url}: start it with `docket up --nats {url}` (or one `docket serve <service> --nats {url}` per service)"),
+            )
+            .await?
+        }
+        None => {
+            drive(
+                HttpTransport::new(&args.http)?,
+                &config,
+                &format!("{}: start it with `docket up`", args.http),
+            )
+            .await?
+        }
+    };
+    println!("{summary}");
+    if summary.unexpected_total() > 0 {
+        bail!(
+            "{} commands were refused unexpectedly (see the summary)",
+            summary.unexpected_total()
+        );
+    }
+    Ok(())
+}
+
+async fn drive<T: Transport + 'static>(
+    transport: T,
+    config: &DemoConfig,
+    hint: &str,
+) -> Result<DemoSummary> {
+    eprintln!(
+        "docket demo: {} cases across the 25 field offices, {} at a time (seed {})",
+        config.cases, config.concurrency, config.seed
+    );
+    let bar = Bar::new();
+    let result = docket_demo::run(Client::new(transport), config, move |done, total| {
+        bar.update(done, total)
+    })
+    .await;
+    eprintln!();
+    match result {
+        Ok(summary) => Ok(summary),
+        Err(DemoError::Unreachable(e)) => {
+            Err(anyhow!("no docket answers at {hint} ({})", e.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A progress bar on standard error, redrawn in place on a terminal (at most ten times a
+/// second), or a line every tenth of the way otherwise.
+struct Bar {
+    terminal: bool,
+    started: Instant,
+    last: Mutex<(Instant, usize)>,
+}
+
+impl Bar {
+    fn new() -> Self {
+        let now = Instant::now();
+        Bar {
+            terminal: std::io::stderr().is_terminal(),
+            started: now,
+            last: Mutex::new((now, 0)),
+        }
+    }
+
+    fn update(&self, done: usize, total: usize) {
+        let total = total.max(1);
+        let tenth = done * 10 / total;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let due = if self.terminal {
+            now.duration_since(last.0).as_millis() >= 100 || done == total
+        } else {
+            tenth > last.1 || done == total
+        };
+        if !due {
+            return;
+        }
+        *last = (now, tenth);
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        let width = 30;
+        let filled = (done * width / total).min(width);
+        let line = format!(
+            "[{}{}] {done}/{total} commands, {:3}%, {rate:.0}/s",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            done * 100 / total,
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+    }
+}
