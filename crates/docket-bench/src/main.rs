@@ -15,6 +15,8 @@ struct Cli {
 enum Bench {
     /// The event log: file backend append/replay, and JetStream beside raw async-nats.
     Log(docket_bench::log::Options),
+    /// The demo workload against the command services over NATS, beside raw request/reply.
+    E2e(docket_bench::e2e::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +27,9 @@ fn main() -> anyhow::Result<()> {
     match cli.bench {
         Bench::Log(options) => runtime
             .block_on(docket_bench::log::run(options))
+            .map(|_| ()),
+        Bench::E2e(options) => runtime
+            .block_on(docket_bench::e2e::run(options))
             .map(|_| ()),
     }
 }
