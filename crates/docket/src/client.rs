@@ -12,12 +12,39 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Options of `docket send`.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Example:\n  docket send case.attach_record --as 3f0c…/intake_clerk \\\n    --set case=<case id> --set record=<uuid> --set source=criminal \\\n    --set reference='NCIC 2024-1' --set content_hash=<64 hex digits>\n\nThe fields of every command are in docs/events.md and docs/api.md."
-)]
+#[command(after_help = SEND_HELP)]
 pub(crate) struct SendArgs {
     /// The command, e.g. `case.open` (`docket commands` lists them all).
     command: String,
+    #[command(flatten)]
+    options: SendOptions,
+}
+
+/// `docket <aggregate> <command>`: the same as `docket send <aggregate>.<command>`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = SEND_HELP)]
+pub(crate) struct AggregateArgs {
+    /// The command of this aggregate (`docket commands` lists them all).
+    command: String,
+    #[command(flatten)]
+    options: SendOptions,
+}
+
+impl AggregateArgs {
+    /// The `docket send` this stands for.
+    pub(crate) fn into_send(self, aggregate: &str) -> SendArgs {
+        SendArgs {
+            command: format!("{aggregate}.{}", self.command.replace('-', "_")),
+            options: self.options,
+        }
+    }
+}
+
+const SEND_HELP: &str = "Example:\n  docket send case.attach_record --as 3f0c…/intake_clerk \\\n    --set case=<case id> --set record=<uuid> --set source=criminal \\\n    --set reference='NCIC 2024-1' --set content_hash=<64 hex digits>\n  (the same as: docket case attach-record --as … --set …)\n\nThe fields of every command are in docs/events.md and docs/api.md.";
+
+/// How and as whom a command is sent.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SendOptions {
     /// Who is acting: `<person uuid>/<role>`.
     #[arg(long = "as", env = "DOCKET_ACTOR")]
     actor: String,
@@ -57,7 +84,7 @@ pub(crate) fn print_commands() {
 }
 
 /// Builds the JSON body from `--json` and `--set`.
-fn body(args: &SendArgs) -> Result<Value> {
+fn body(args: &SendOptions) -> Result<Value> {
     let mut object = match &args.json {
         None => Map::new(),
         Some(text) => {
@@ -95,15 +122,16 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
                 args.command
             )
         })?;
-    let body = Bytes::from(serde_json::to_vec(&body(&args)?)?);
+    let options = &args.options;
+    let body = Bytes::from(serde_json::to_vec(&body(options)?)?);
     let mut request_headers = Headers::new()
         .with(headers::CONTENT_TYPE, "application/json")
-        .with(headers::ACTOR, args.actor.clone());
-    if let Some(key) = &args.idempotency_key {
+        .with(headers::ACTOR, options.actor.clone());
+    if let Some(key) = &options.idempotency_key {
         request_headers.insert(headers::IDEMPOTENCY_KEY, key.clone());
     }
     let subject = docket_bus::subject(kind);
-    let reply = match &args.nats {
+    let reply = match &options.nats {
         Some(url) => {
             let client = docket_bus::connect(url, "docket-cli").await?;
             NatsTransport::new(client)
@@ -111,7 +139,7 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
                 .await
         }
         None => {
-            HttpTransport::new(&args.http)?
+            HttpTransport::new(&options.http)?
                 .request(&subject, request_headers, body)
                 .await
         }

@@ -109,7 +109,18 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
 fn help_lists_the_subcommands() {
     let out = Command::new(DOCKET).arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for sub in ["up", "serve", "send", "commands", "bench"] {
+    for sub in [
+        "up",
+        "serve",
+        "send",
+        "case",
+        "officer",
+        "representation",
+        "review",
+        "commands",
+        "demo",
+        "bench",
+    ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
     let out = Command::new(DOCKET).arg("commands").output().unwrap();
