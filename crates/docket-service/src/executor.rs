@@ -140,6 +140,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
     ) -> Result<Executed, ExecError> {
         let stream = StreamId::new(format!("{}/{id}", A::KIND))?;
         let mut attempts = 0;
+        let mut caught_up = false;
         loop {
             attempts += 1;
             if let Some(fault) = self.world.fault() {
@@ -153,7 +154,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             if let Some(position) = known {
                 return self.original(position).await;
             }
-            let (revision, events) = {
+            let (revision, events, decided_at) = {
                 let view = self.world.read();
                 let (revision, state) = view.get::<A>(stream.as_str());
                 let ctx = Context {
@@ -163,7 +164,28 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                     directory: &*view,
                     deadlines: &self.config.deadlines,
                 };
-                (revision, state.decide(command, &ctx)?)
+                (revision, state.decide(command, &ctx), view.applied)
+            };
+            let events = match events {
+                Ok(events) => events,
+                // The world may be behind the log: a write the caller has already seen, made
+                // through another service (a record attached through intake just before the
+                // attestation reaches assessment), may not have reached it yet. Refuse only
+                // against a world at least as recent as the log's head after the command came
+                // in; the head read costs a round trip, paid on refusals only.
+                Err(rejection) if !caught_up => {
+                    caught_up = true;
+                    let head = self.log.head().await?;
+                    if head > decided_at {
+                        tracing::debug!(stream = %stream, head, decided_at, "refused against a stale world: catching up and deciding again");
+                        self.world
+                            .wait_applied(head, self.config.catch_up_timeout)
+                            .await?;
+                        continue;
+                    }
+                    return Err(rejection.into());
+                }
+                Err(rejection) => return Err(rejection.into()),
             };
             let names: Vec<String> = events
                 .iter()

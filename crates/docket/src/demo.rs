@@ -3,7 +3,7 @@
 //! summary on standard output.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
@@ -105,12 +105,13 @@ async fn drive<T: Transport + 'static>(
         "docket demo: {} cases across the 25 field offices, {} at a time (seed {})",
         config.cases, config.concurrency, config.seed
     );
-    let bar = Bar::new();
+    let bar = Arc::new(Bar::new());
+    let drawing = bar.clone();
     let result = docket_demo::run(Client::new(transport), config, move |done, total| {
-        bar.update(done, total)
+        drawing.update(done, total)
     })
     .await;
-    eprintln!();
+    bar.finish(result.as_ref().map_or(0, |s| s.sent));
     match result {
         Ok(summary) => Ok(summary),
         Err(DemoError::Unreachable(e)) => {
@@ -125,7 +126,8 @@ async fn drive<T: Transport + 'static>(
 struct Bar {
     terminal: bool,
     started: Instant,
-    last: Mutex<(Instant, usize)>,
+    /// When it was last drawn, the tenth of the way it showed, and whether it ever was.
+    last: Mutex<(Instant, usize, bool)>,
 }
 
 impl Bar {
@@ -134,7 +136,7 @@ impl Bar {
         Bar {
             terminal: std::io::stderr().is_terminal(),
             started: now,
-            last: Mutex::new((now, 0)),
+            last: Mutex::new((now, 0, false)),
         }
     }
 
@@ -148,18 +150,32 @@ impl Bar {
         } else {
             tenth > last.1 || done == total
         };
-        if !due {
-            return;
+        if due {
+            *last = (now, tenth, true);
+            self.draw(done, total);
         }
-        *last = (now, tenth);
+    }
+
+    /// Shows the final count (the plan's estimate may have been off) and ends the line.
+    fn finish(&self, done: usize) {
+        let drawn = self.last.lock().unwrap_or_else(|e| e.into_inner()).2;
+        if done > 0 {
+            self.draw(done, done);
+        }
+        if self.terminal && (drawn || done > 0) {
+            eprintln!();
+        }
+    }
+
+    fn draw(&self, done: usize, total: usize) {
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         let width = 30;
-        let filled = (done * width / total).min(width);
+        let filled = (done * width / total.max(1)).min(width);
         let line = format!(
             "[{}{}] {done}/{total} commands, {:3}%, {rate:.0}/s",
             "#".repeat(filled),
             ".".repeat(width - filled),
-            done * 100 / total,
+            done * 100 / total.max(1),
         );
         let mut err = std::io::stderr().lock();
         let _ = if self.terminal {

@@ -32,6 +32,14 @@ enum Command {
     Serve(run::ServeArgs),
     /// Sends one command to a running system and prints the reply (see `docket commands`).
     Send(client::SendArgs),
+    /// Case commands: `docket case attach-record …` is `docket send case.attach_record …`.
+    Case(client::AggregateArgs),
+    /// Officer commands: `docket officer register …`.
+    Officer(client::AggregateArgs),
+    /// G-28 commands: `docket representation record-g28 …`.
+    Representation(client::AggregateArgs),
+    /// Review commands: `docket review request …`.
+    Review(client::AggregateArgs),
     /// Lists every command with its subject and owning service.
     Commands,
     /// Drives a running system with a realistic workload (staff of the 25 field offices,
@@ -74,6 +82,10 @@ fn main() -> Result<()> {
             Command::Up(args) => run::up(args).await,
             Command::Serve(args) => run::serve(args).await,
             Command::Send(args) => client::send(args).await,
+            Command::Case(args) => client::send(args.into_send("case")).await,
+            Command::Officer(args) => client::send(args.into_send("officer")).await,
+            Command::Representation(args) => client::send(args.into_send("representation")).await,
+            Command::Review(args) => client::send(args.into_send("review")).await,
             Command::Commands => {
                 client::print_commands();
                 Ok(())

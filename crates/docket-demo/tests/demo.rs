@@ -1,0 +1,259 @@
+//! The demo workload against the command services on the in-process bus (the log in files, the
+//! services on a clock the test moves): the summary adds up, every case is decided, reviews reach
+//! both tiers, only the planned refusals happen, and the deadlines left running are recorded as
+//! missed once the clock passes them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use docket_bus::{Client, ContentType, DomainCommand, LocalBus};
+use docket_demo::{DemoConfig, DemoSummary};
+use docket_domain::officer::OfficerCommand;
+use docket_domain::policy::PolicySet;
+use docket_domain::values::{Actor, FieldOffice, PersonId, Role};
+use docket_log::file::{FileLog, FileLogConfig};
+use docket_log::EventLog;
+use docket_service::clock::ManualClock;
+use docket_service::{Executor, ExecutorConfig, World};
+
+struct System {
+    bus: LocalBus,
+    world: World,
+    clock: ManualClock,
+    stop: tokio::sync::watch::Sender<bool>,
+    scheduler: tokio::task::JoinHandle<Result<(), docket_service::ExecError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn system(config: &DemoConfig) -> System {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
+    let world = World::new();
+    world.follow(log.clone());
+    world
+        .wait_applied(log.head().await.unwrap(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let executor = Executor::new(
+        log,
+        world.clone(),
+        ExecutorConfig::new(PolicySet::shipped().unwrap()),
+    );
+    let clock = ManualClock::new(config.start);
+    let bus = LocalBus::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler =
+        docket_services::register_local(&bus, executor, Arc::new(clock.clone()), stopped);
+    System {
+        bus,
+        world,
+        clock,
+        stop,
+        scheduler,
+        _dir: dir,
+    }
+}
+
+fn small(seed: u64) -> DemoConfig {
+    DemoConfig {
+        cases: 30,
+        seed,
+        concurrency: 4,
+        ..DemoConfig::default()
+    }
+}
+
+async fn run(system: &System, config: &DemoConfig) -> DemoSummary {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let summary = docket_demo::run(
+        Client::new(system.bus.clone()),
+        config,
+        move |done, total| {
+            assert!(done <= total, "progress {done} of {total}");
+            seen.fetch_add(1, Ordering::Relaxed);
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        summary.sent,
+        "progress after every command"
+    );
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_demo_adds_up_and_walks_every_path() {
+    let config = small(7);
+    let system = system(&config).await;
+    let s = run(&system, &config).await;
+    println!("{s}");
+
+    assert_eq!(s.accepted + s.refused_total(), s.sent, "{s}");
+    assert!(s.sent > 500, "hundreds of commands for 30 cases: {s}");
+    assert!(
+        s.unexpected_refusals.is_empty(),
+        "only planned refusals: {s}"
+    );
+    assert!(s.expected_but_accepted.is_empty(), "{s}");
+    assert!(!s.no_policy_in_force_observed);
+    for code in ["officer_not_trained", "protected_area_exception_missing"] {
+        assert!(
+            s.expected_refusals.get(code).copied().unwrap_or(0) > 0,
+            "{code}: {s}"
+        );
+    }
+    assert_eq!(s.refused, s.expected_refusals);
+    assert_eq!(s.retries, 0);
+    assert_eq!(s.duplicates, 0);
+
+    // Staff in every office, some untrained.
+    assert_eq!(
+        s.staff["field_office_director"], 26,
+        "25 offices and headquarters"
+    );
+    assert_eq!(s.staff["senior_reviewing_official"], 3);
+    assert!(s.untrained_officers > 0);
+    assert!(s.cases_reassigned > 0);
+
+    // Every case opened and decided; decisions spread over offices and guidance.
+    assert_eq!((s.cases_opened, s.cases_decided), (30, 30), "{s}");
+    assert_eq!(s.decisions_by_action.values().sum::<usize>(), 30);
+    assert!(s.decisions_by_office.len() >= 20, "{s}");
+    for priority in [
+        "not_a_priority",
+        "public_safety",
+        "national_security",
+        "border_security",
+    ] {
+        assert!(
+            s.decisions_by_priority.contains_key(priority),
+            "{priority}: {s}"
+        );
+    }
+    assert!(
+        s.records_attached.len() == 3 && s.sources_unavailable.len() == 3,
+        "{s}"
+    );
+    assert!(
+        s.departures_approved >= 2 && s.departures_returned >= 2,
+        "{s}"
+    );
+
+    // Reviews at both tiers, by both kinds of requester, with every ending.
+    assert_eq!(s.reviews_requested.len(), 2, "{s}");
+    assert!(s.tier1_outcomes.values().sum::<usize>() >= 3, "{s}");
+    assert!(s.tier2_outcomes.values().sum::<usize>() >= 1, "{s}");
+    assert!(
+        s.tier2_requested > s.tier2_outcomes.values().sum::<usize>(),
+        "{s}"
+    );
+    assert!(
+        s.reviews_withdrawn >= 1 && s.information_provided >= 1,
+        "{s}"
+    );
+    assert!(s.reviews_prioritised.contains_key("detained"), "{s}");
+    assert!(
+        s.g28_recorded >= s.reviews_requested["representative"],
+        "{s}"
+    );
+    for kind in ["acknowledge", "tier1_decision", "tier2_decision"] {
+        assert!(s.deadlines_running.contains_key(kind), "{kind}: {s}");
+    }
+
+    // What the system recorded matches what the demo counted.
+    {
+        let view = system.world.read();
+        let decided = view
+            .cases
+            .values()
+            .filter(|(_, c)| !c.decisions.is_empty())
+            .count();
+        assert_eq!(decided, s.cases_decided);
+        assert_eq!(view.reviews.len(), s.reviews_total());
+        assert!(view.reviews.values().all(|(_, r)| r.missed().is_empty()));
+    }
+    assert_eq!(
+        s.latencies.values().map(Vec::len).sum::<usize>(),
+        s.sent + s.retries
+    );
+
+    // Forty days on, every deadline left running is recorded as missed, exactly once. Any new
+    // commit wakes the scheduler: an auditor is registered.
+    system.clock.set(config.start + chrono::Duration::days(40));
+    let auditor = PersonId(uuid::Uuid::new_v4());
+    Client::new(system.bus.clone())
+        .send(
+            &Actor {
+                person: PersonId(uuid::Uuid::new_v4()),
+                role: Role::FieldOfficeDirector,
+            },
+            &DomainCommand::officer(
+                auditor,
+                OfficerCommand::Register {
+                    person: auditor,
+                    office: FieldOffice::Was,
+                    role: Role::Auditor,
+                },
+            ),
+            ContentType::Json,
+            None,
+        )
+        .await
+        .unwrap();
+    let missed = || {
+        system
+            .world
+            .read()
+            .reviews
+            .values()
+            .map(|(_, r)| r.missed().len())
+            .sum::<usize>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while missed() < s.deadlines_running_total() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(missed(), s.deadlines_running_total(), "{s}");
+
+    system.stop.send(true).unwrap();
+    system.scheduler.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_plans_the_same_workload() {
+    let config = small(11);
+    let (a, b) = (system(&config).await, system(&config).await);
+    let (x, y) = (run(&a, &config).await, run(&b, &config).await);
+    assert_ne!(x.run, y.run, "each run has its own ids and keys");
+    assert_eq!(x.sent, y.sent);
+    assert_eq!(x.refused, y.refused);
+    assert_eq!(x.decisions_by_action, y.decisions_by_action);
+    assert_eq!(x.decisions_by_office, y.decisions_by_office);
+    assert_eq!(x.tier1_outcomes, y.tier1_outcomes);
+    assert_eq!(x.tier2_outcomes, y.tier2_outcomes);
+    assert_eq!(x.deadlines_running, y.deadlines_running);
+    let other = run(&a, &small(12)).await;
+    assert_ne!(
+        (&x.decisions_by_action, x.sent),
+        (&other.decisions_by_action, other.sent),
+        "another seed, another workload"
+    );
+}
+
+#[tokio::test]
+async fn nothing_answering_is_an_error_not_a_summary() {
+    let empty = LocalBus::new();
+    let err = docket_demo::run(Client::new(empty), &small(1), |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, docket_demo::DemoError::Unreachable(e) if e.code == "unavailable"),
+        "{err}"
+    );
+}
