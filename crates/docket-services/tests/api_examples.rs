@@ -2,7 +2,6 @@
 //! services over a real nats-server, each reply checked against the document.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -54,15 +53,7 @@ async fn every_api_example_gets_the_documented_reply() {
     let client = docket_bus::connect(&server.url(), "api-examples-client")
         .await
         .unwrap();
-    for service in docket_services::COMMAND_SERVICES {
-        let subject = format!("$SRV.PING.{}", service.micro_name());
-        let mut tries = 0;
-        while client.request(subject.clone(), "".into()).await.is_err() {
-            tries += 1;
-            assert!(tries < 100, "{service} never answered PING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    crate::wait_for_ping(&client).await;
     let transport = NatsTransport::new(client);
     for example in &examples {
         let kind = CommandKind::ALL

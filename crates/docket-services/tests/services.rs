@@ -45,6 +45,19 @@ fn clock() -> SharedClock {
     ))
 }
 
+/// Waits until every command service answers `$SRV.PING` (5 s at most).
+pub(crate) async fn wait_for_ping(client: &docket_bus::NatsClient) {
+    for service in docket_services::COMMAND_SERVICES {
+        let subject = format!("$SRV.PING.{}", service.micro_name());
+        let mut tries = 0;
+        while client.request(subject.clone(), "".into()).await.is_err() {
+            tries += 1;
+            assert!(tries < 100, "{service} never answered PING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 pub(crate) async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Executor<L> {
     let world = World::new();
     world.follow(log.clone());
@@ -360,16 +373,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     let client = docket_bus::connect(&server.url(), "test-client")
         .await
         .unwrap();
-    // Wait until all three answer $SRV.PING.
-    for service in docket_services::COMMAND_SERVICES {
-        let subject = format!("$SRV.PING.{}", service.micro_name());
-        let mut tries = 0;
-        while client.request(subject.clone(), "".into()).await.is_err() {
-            tries += 1;
-            assert!(tries < 100, "{service} never answered PING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    wait_for_ping(&client).await;
     lifecycle(Client::new(NatsTransport::new(client))).await;
     stop.send(true).unwrap();
     for t in tasks {
