@@ -5,8 +5,6 @@
 //! from [`Representation::key`]: "is a G-28 on file for this pair" is then one stream's state, and
 //! recording, withdrawing and recording again a later G-28 stay in one history.
 
-use std::fmt;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,38 +16,15 @@ use crate::values::{text, ANumber, Actor, PersonId, Role};
 /// Longest reason for a withdrawal, in characters.
 const MAX_REASON: usize = 2_000;
 
-/// In what capacity a G-28 recognises the representative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum RepresentativeCapacity {
-    /// An attorney.
-    #[serde(rename = "attorney")]
-    Attorney,
-    /// An accredited representative of a recognised organisation.
-    #[serde(rename = "accredited_representative")]
-    AccreditedRepresentative,
-}
-
-impl RepresentativeCapacity {
-    /// Every value, in declaration order.
-    pub const ALL: &'static [RepresentativeCapacity] = &[
-        RepresentativeCapacity::Attorney,
-        RepresentativeCapacity::AccreditedRepresentative,
-    ];
-
-    /// The stable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RepresentativeCapacity::Attorney => "attorney",
-            RepresentativeCapacity::AccreditedRepresentative => "accredited_representative",
-        }
+crate::values::vocabulary!(
+    /// In what capacity a G-28 recognises the representative.
+    RepresentativeCapacity, "capacity" {
+        /// An attorney.
+        Attorney = "attorney",
+        /// An accredited representative of a recognised organisation.
+        AccreditedRepresentative = "accredited_representative",
     }
-}
-
-impl fmt::Display for RepresentativeCapacity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+);
 
 /// Commands of the representation aggregate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,8 +14,6 @@
 //! not move them. A due time is the instant the deadline passes: from then on the System role may
 //! record it missed. Business days are Monday to Friday in UTC, without holidays.
 
-use std::fmt;
-
 use chrono::{DateTime, Datelike, Days, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
@@ -32,37 +30,9 @@ const MAX_TEXT: usize = 10_000;
 /// Longest reason for a withdrawal, in characters.
 const MAX_REASON: usize = 2_000;
 
-/// Declares a small closed vocabulary local to this module: stable snake_case codes (serde and
-/// `code()`), `ALL`, `Display`. Postcard encodes the variant's position: append, never reorder.
-macro_rules! codes {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vdoc])* #[serde(rename = $code)] $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stable code.
-            pub fn code(&self) -> &'static str {
-                match self { $($name::$variant => $code),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.code())
-            }
-        }
-    };
-}
-
-codes!(
+crate::values::vocabulary!(
     /// In what capacity the requester asks.
-    RequesterCapacity {
+    RequesterCapacity, "capacity" {
         /// The noncitizen, for themself. The service authenticates them as the holder of the
         /// A-number; the domain checks the A-number against the decision under review.
         Noncitizen = "noncitizen",
@@ -71,9 +41,9 @@ codes!(
     }
 );
 
-codes!(
+crate::values::vocabulary!(
     /// Why a review goes first.
-    PriorityReason {
+    PriorityReason, "reason" {
         /// The person is in custody.
         Detained = "detained",
         /// Removal is imminent.
@@ -81,9 +51,9 @@ codes!(
     }
 );
 
-codes!(
+crate::values::vocabulary!(
     /// A deadline of the review process.
-    DeadlineKind {
+    DeadlineKind, "deadline" {
         /// Acknowledge the request.
         Acknowledge = "acknowledge",
         /// Decide tier 1.

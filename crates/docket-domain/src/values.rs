@@ -174,7 +174,7 @@ impl<'de> Deserialize<'de> for ANumber {
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
             $($(#[$vdoc])* #[serde(rename = $code)] $variant),+
         }
@@ -189,10 +189,10 @@ macro_rules! vocabulary {
             }
 
             /// Parses a code.
-            pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+            pub fn parse(value: &str) -> Result<Self, $crate::values::InvalidValue> {
                 match value.trim() {
                     $($code => Ok($name::$variant),)+
-                    other => Err(InvalidValue::new(
+                    other => Err($crate::values::InvalidValue::new(
                         $field,
                         format!("unknown value {other:?}; expected one of: {}", [$($code),+].join(", ")),
                     )),
@@ -200,20 +200,21 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.code())
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::values::InvalidValue;
+            fn from_str(s: &str) -> Result<Self, $crate::values::InvalidValue> {
                 $name::parse(s)
             }
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary!(
     /// The 25 ICE ERO field offices (areas of responsibility).
