@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use docket_bus::{Client, ContentType, DomainCommand, NatsTransport};
+use docket_bus::{Client, ContentType, NatsTransport};
 use docket_demo::{DemoConfig, DemoSummary};
-use docket_domain::officer::OfficerCommand;
 use docket_domain::policy::PolicySet;
-use docket_domain::values::{Actor, FieldOffice, PersonId, Role};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
 use docket_service::clock::Clock;
@@ -59,6 +57,7 @@ struct BenchClock {
     start: DateTime<Utc>,
     started: Instant,
     skipped_s: AtomicI64,
+    jumps: docket_service::clock::Jumps,
 }
 
 impl BenchClock {
@@ -67,11 +66,13 @@ impl BenchClock {
             start,
             started: Instant::now(),
             skipped_s: AtomicI64::new(0),
+            jumps: docket_service::clock::Jumps::default(),
         }
     }
 
     fn skip(&self, by: chrono::Duration) {
         self.skipped_s.fetch_add(by.num_seconds(), Ordering::SeqCst);
+        self.jumps.jumped();
     }
 }
 
@@ -79,6 +80,10 @@ impl Clock for BenchClock {
     fn now(&self) -> DateTime<Utc> {
         let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
         self.start + elapsed + chrono::Duration::seconds(self.skipped_s.load(Ordering::SeqCst))
+    }
+
+    fn jumps(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(self.jumps.subscribe())
     }
 }
 
@@ -252,32 +257,11 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         Figure::new("nats.rtt.p99_us", quantile_us(&mut raw_c1, 0.99), "us").print(),
     ];
 
-    // Forty days on, every deadline the runs left running must be recorded as missed. Any
-    // commit wakes the scheduler: an auditor is registered.
+    // Forty days on, every deadline the runs left running must be recorded as missed.
     progress(&format!(
         "moving the services' clock 40 days on: {left_running} deadlines left running must be recorded as missed"
     ));
     clock.skip(chrono::Duration::days(40));
-    let auditor = PersonId(uuid::Uuid::new_v4());
-    transport()
-        .send(
-            &Actor {
-                person: PersonId(uuid::Uuid::new_v4()),
-                role: Role::FieldOfficeDirector,
-            },
-            &DomainCommand::officer(
-                auditor,
-                OfficerCommand::Register {
-                    person: auditor,
-                    office: FieldOffice::Was,
-                    role: Role::Auditor,
-                },
-            ),
-            ContentType::Json,
-            None,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("registering an auditor: {e:?}"))?;
     let missed = || {
         review_world
             .read()

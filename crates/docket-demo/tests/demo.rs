@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_bus::{Client, ContentType, DomainCommand, LocalBus};
+use docket_bus::{Client, LocalBus};
 use docket_demo::{DemoConfig, DemoSummary};
-use docket_domain::officer::OfficerCommand;
 use docket_domain::policy::PolicySet;
-use docket_domain::values::{Actor, FieldOffice, PersonId, Role};
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::EventLog;
 use docket_service::clock::ManualClock;
@@ -182,29 +180,8 @@ async fn a_small_demo_adds_up_and_walks_every_path() {
         s.sent + s.retries
     );
 
-    // Forty days on, every deadline left running is recorded as missed, exactly once. Any new
-    // commit wakes the scheduler: an auditor is registered.
+    // Forty days on, every deadline left running is recorded as missed, exactly once.
     system.clock.set(config.start + chrono::Duration::days(40));
-    let auditor = PersonId(uuid::Uuid::new_v4());
-    Client::new(system.bus.clone())
-        .send(
-            &Actor {
-                person: PersonId(uuid::Uuid::new_v4()),
-                role: Role::FieldOfficeDirector,
-            },
-            &DomainCommand::officer(
-                auditor,
-                OfficerCommand::Register {
-                    person: auditor,
-                    office: FieldOffice::Was,
-                    role: Role::Auditor,
-                },
-            ),
-            ContentType::Json,
-            None,
-        )
-        .await
-        .unwrap();
     let missed = || {
         system
             .world

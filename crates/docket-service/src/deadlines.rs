@@ -56,6 +56,7 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
     let mut progress = executor.world().progress();
+    let mut jumps = clock.jumps();
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -88,6 +89,13 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
             _ = tokio::time::sleep(sleep) => {}
             _ = progress.changed() => {}
             _ = shutdown.changed() => {}
+            // A clock set by hand jumped: deadlines may be due now.
+            Some(_) = async {
+                match jumps.as_mut() {
+                    Some(rx) => rx.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => {}
         }
     }
 }
