@@ -15,6 +15,17 @@ pub enum AnyLog {
     JetStream(JetStreamLog),
 }
 
+impl AnyLog {
+    /// The reactions' checkpoints, stored with the deployment: files beside the segments, or
+    /// the JetStream key-value bucket.
+    pub async fn checkpoints(&self) -> Result<crate::AnyCheckpoints> {
+        Ok(match self {
+            AnyLog::File(l) => crate::AnyCheckpoints::File(l.checkpoints()?),
+            AnyLog::JetStream(l) => crate::AnyCheckpoints::Kv(l.checkpoints().await?),
+        })
+    }
+}
+
 impl EventLog for AnyLog {
     async fn append(
         &self,

@@ -368,6 +368,13 @@ impl JetStreamLog {
         Ok(JetStreamLog { inner })
     }
 
+    /// The reactions' checkpoints: the key-value bucket
+    /// [`CHECKPOINT_BUCKET`](crate::checkpoint::CHECKPOINT_BUCKET), created with the log's
+    /// replica count if missing.
+    pub async fn checkpoints(&self) -> Result<crate::checkpoint::KvCheckpoints> {
+        crate::checkpoint::KvCheckpoints::open(&self.inner.js, self.inner.config.replicas).await
+    }
+
     /// The underlying NATS client.
     pub fn client(&self) -> &async_nats::Client {
         &self.inner.client

@@ -9,6 +9,7 @@
 //! is a hash chain, and the log as a whole is what the audit crate builds its Merkle tree over.
 
 mod any;
+pub mod checkpoint;
 pub mod commit;
 mod error;
 pub mod file;
@@ -17,6 +18,7 @@ pub mod jetstream;
 use std::future::Future;
 
 pub use any::AnyLog;
+pub use checkpoint::{AnyCheckpoints, Checkpoints};
 pub use commit::{
     Appended, Commit, CommitHash, EventData, ExpectedRevision, Metadata, RecordedCommit, StreamId,
     StreamLink, MAX_COMMIT_BYTES,

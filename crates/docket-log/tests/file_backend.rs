@@ -36,6 +36,11 @@ impl FileHarness {
 
 impl Harness for FileHarness {
     type Log = FileLog;
+    type Checkpoints = docket_log::checkpoint::FileCheckpoints;
+
+    async fn checkpoints(&mut self, log: &FileLog) -> Self::Checkpoints {
+        log.checkpoints().unwrap()
+    }
 
     async fn open(&mut self) -> FileLog {
         FileLog::open(self.config()).await.unwrap()

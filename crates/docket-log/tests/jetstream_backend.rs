@@ -45,6 +45,11 @@ impl JetStreamHarness {
 
 impl Harness for JetStreamHarness {
     type Log = JetStreamLog;
+    type Checkpoints = docket_log::checkpoint::KvCheckpoints;
+
+    async fn checkpoints(&mut self, log: &JetStreamLog) -> Self::Checkpoints {
+        log.checkpoints().await.unwrap()
+    }
 
     async fn open(&mut self) -> JetStreamLog {
         self.connect().await

@@ -128,6 +128,8 @@ struct HeadState {
 /// State shared by the handle, the writer thread and subscriptions.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// The data directory.
+    dir: PathBuf,
     index: RwLock<Index>,
     head: watch::Sender<HeadState>,
 }
@@ -239,6 +241,7 @@ impl FileLog {
     /// Opens (or creates) the log in `config.dir`, recovering from a crash: a torn last frame is
     /// cut off and logged; damage anywhere else is a [`LogError::Corrupt`] naming its position.
     pub async fn open(config: FileLogConfig) -> Result<Self> {
+        let dir = config.dir.clone();
         let (state, index) = tokio::task::spawn_blocking(move || recover(&config))
             .await
             .map_err(|e| LogError::unavailable(format!("log recovery task failed: {e}")))??;
@@ -248,6 +251,7 @@ impl FileLog {
             closed: false,
         });
         let shared = Arc::new(Shared {
+            dir,
             index: RwLock::new(index),
             head: head_tx,
         });
@@ -262,6 +266,11 @@ impl FileLog {
             tx,
             writer: Arc::new(Mutex::new(Some(handle))),
         })
+    }
+
+    /// The reactions' checkpoints, in `checkpoints/` inside the data directory.
+    pub fn checkpoints(&self) -> Result<crate::checkpoint::FileCheckpoints> {
+        crate::checkpoint::FileCheckpoints::open(self.shared.dir.join("checkpoints"))
     }
 
     /// Finishes queued appends, stops the writer and releases the directory. Appends after this

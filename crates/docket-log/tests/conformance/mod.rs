@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use docket_log::{
-    EventData, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit, StreamId,
-    MAX_COMMIT_BYTES,
+    Checkpoints, EventData, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit,
+    StreamId, MAX_COMMIT_BYTES,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -22,6 +22,10 @@ pub trait Harness: Send + 'static {
     fn open(&mut self) -> impl Future<Output = Self::Log> + Send;
     /// Closes (or restarts the server under) the log and opens it again on the same storage.
     fn reopen(&mut self, log: Self::Log) -> impl Future<Output = Self::Log> + Send;
+    /// The reactions' checkpoint store that goes with the log.
+    type Checkpoints: Checkpoints;
+    /// Opens the checkpoint store of the deployment `log` belongs to.
+    fn checkpoints(&mut self, log: &Self::Log) -> impl Future<Output = Self::Checkpoints> + Send;
     /// Puts bad bytes into storage for one commit position and returns that position and the
     /// log re-opened (`Err` if the backend refuses to open corrupt storage).
     fn corrupt(
@@ -41,7 +45,7 @@ macro_rules! conformance_suite {
                 order_is_ack_order, subscribe_from_start, subscribe_from_middle,
                 subscribe_from_head, reopen_persists, corruption_is_detected,
                 empty_commit_refused, size_limit_enforced, missing_stream_not_found,
-                hash_chains_hold);
+                hash_chains_hold, checkpoints_persist);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -648,4 +652,36 @@ pub async fn hash_chains_hold(mut h: impl Harness) {
     for s in &streams {
         assert_eq!(log.read_stream(s).await.unwrap().len(), 30);
     }
+}
+
+/// Checkpoints start absent, keep the last position saved per consumer across a reopen, list by
+/// name, and refuse names that are not safe keys.
+pub async fn checkpoints_persist(mut h: impl Harness) {
+    let log = h.open().await;
+    let store = h.checkpoints(&log).await;
+    assert_eq!(store.load("notification").await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+    store.save("notification", 5).await.unwrap();
+    store.save("notification", 9).await.unwrap();
+    store.save("review-deadlines", 3).await.unwrap();
+    assert_eq!(store.load("notification").await.unwrap(), Some(9));
+    for bad in ["", "Notification", "a/b", "../x", "a.b", &"x".repeat(65)] {
+        match store.save(bad, 1).await {
+            Err(LogError::Invalid { reason }) => {
+                assert!(reason.contains("consumer name"), "{reason}")
+            }
+            other => panic!("{bad:?}: expected invalid, got {other:?}"),
+        }
+    }
+    drop(store);
+    let log = h.reopen(log).await;
+    let store = h.checkpoints(&log).await;
+    assert_eq!(store.load("notification").await.unwrap(), Some(9));
+    assert_eq!(
+        store.list().await.unwrap(),
+        vec![
+            ("notification".to_owned(), 9),
+            ("review-deadlines".to_owned(), 3)
+        ]
+    );
 }
