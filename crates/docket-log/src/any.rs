@@ -21,7 +21,7 @@ impl AnyLog {
     pub async fn checkpoints(&self) -> Result<crate::AnyCheckpoints> {
         Ok(match self {
             AnyLog::File(l) => crate::AnyCheckpoints::File(l.checkpoints()?),
-            AnyLog::JetStream(l) => crate::AnyCheckpoints::Kv(l.checkpoints().await?),
+            AnyLog::JetStream(l) => crate::AnyCheckpoints::Kv(Box::new(l.checkpoints().await?)),
         })
     }
 }

@@ -235,7 +235,7 @@ pub enum AnyCheckpoints {
     /// Files beside the segments.
     File(FileCheckpoints),
     /// The JetStream key-value bucket.
-    Kv(KvCheckpoints),
+    Kv(Box<KvCheckpoints>),
 }
 
 impl Checkpoints for AnyCheckpoints {
