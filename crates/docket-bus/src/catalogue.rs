@@ -167,6 +167,7 @@ pub const fn spec(kind: CommandKind) -> CommandSpec {
         K::CaseReturnDecision => s(kind, S::Assessment, A::Case, "ReturnDecision", 7, false),
         K::CaseRecordDecision => s(kind, S::Assessment, A::Case, "RecordDecision", 8, false),
         K::CaseClose => s(kind, S::Assessment, A::Case, "Close", 9, false),
+        K::CaseRecomputeGuidance => s(kind, S::Assessment, A::Case, "RecomputeGuidance", 10, false),
         K::OfficerRegister => s(kind, S::Intake, A::Officer, "Register", 0, true),
         K::OfficerCompleteTraining => s(kind, S::Intake, A::Officer, "CompleteTraining", 1, false),
         K::RepresentationRecordG28 => s(kind, S::Intake, A::Representation, "RecordG28", 0, true),

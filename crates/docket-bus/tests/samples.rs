@@ -127,6 +127,7 @@ pub fn all() -> Vec<DomainCommand> {
         case(CaseCommand::Close {
             reason: "decision recorded".to_owned(),
         }),
+        case(CaseCommand::RecomputeGuidance),
         DomainCommand::officer(
             person(2),
             OfficerCommand::Register {

@@ -40,6 +40,7 @@ fn every_command_has_exactly_one_service_and_its_subject_round_trips() {
                 "case.return_decision",
                 "case.record_decision",
                 "case.close",
+                "case.recompute_guidance",
             ][..],
         ),
         (
@@ -67,7 +68,7 @@ fn every_command_has_exactly_one_service_and_its_subject_round_trips() {
         assert_eq!(service.queue_group(), format!("docket-{}", service.name()));
         assert_eq!(Service::parse(service.name()), Some(service));
     }
-    assert_eq!(CommandKind::ALL.len(), 26);
+    assert_eq!(CommandKind::ALL.len(), 27);
     for kind in CommandKind::ALL {
         let owners: Vec<_> = Service::ALL
             .iter()
@@ -150,7 +151,7 @@ fn every_command_round_trips_in_both_encodings() {
             seen.insert((kind, ct.as_str()));
         }
     }
-    assert_eq!(seen.len(), 26 * 2, "every kind in both content types");
+    assert_eq!(seen.len(), 27 * 2, "every kind in both content types");
 }
 
 #[test]
@@ -173,6 +174,18 @@ fn a_json_body_is_the_fields_and_the_target_only() {
     assert_eq!(
         body(attest),
         json!({ "case": samples::case_id().to_string() })
+    );
+    let recompute = all
+        .iter()
+        .find(|c| c.kind() == CommandKind::CaseRecomputeGuidance)
+        .unwrap();
+    assert_eq!(
+        body(recompute),
+        json!({ "case": samples::case_id().to_string() })
+    );
+    assert_eq!(
+        subject(CommandKind::CaseRecomputeGuidance),
+        "docket.cmd.assessment.case_recompute_guidance"
     );
     let withdraw = all
         .iter()

@@ -5,7 +5,8 @@
 //! unavailable); no prohibited ground may be cited; the deciding officer must be trained for the
 //! policy version in force; a departure from guidance needs approval by a supervisor who is not
 //! the officer; an adverse action in a protected area needs a recorded exception. When no policy
-//! version is in force the decision is recorded as such, not refused.
+//! version is in force the decision is recorded as such, not refused. Only the system recomputes
+//! an assessment's guidance (when the record changes); it never touches the assessed factors.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,10 @@ pub enum CaseCommand {
         /// Why.
         reason: String,
     },
+    /// The system recomputes the guidance of the current assessment (its factors, the case's
+    /// facts, the policy in force now), e.g. after a record is attached or a source marked
+    /// unavailable.
+    RecomputeGuidance,
 }
 
 impl CaseCommand {
@@ -131,6 +136,7 @@ impl CaseCommand {
             CaseCommand::ReturnDecision { .. } => CommandKind::CaseReturnDecision,
             CaseCommand::RecordDecision { .. } => CommandKind::CaseRecordDecision,
             CaseCommand::Close { .. } => CommandKind::CaseClose,
+            CaseCommand::RecomputeGuidance => CommandKind::CaseRecomputeGuidance,
         }
     }
 }
@@ -299,6 +305,27 @@ pub struct CaseClosed {
     pub at: DateTime<Utc>,
 }
 
+/// `case.guidance_recomputed`: the assessment's guidance computed again, by the system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuidanceRecomputed {
+    /// Policy version in force at the recomputation, or none.
+    pub policy_version: Option<String>,
+    /// Guidance under that version for the assessed factors, or none if no version was in force.
+    pub guidance: Option<Guidance>,
+    /// The assessment's guidance before.
+    pub previous: Option<Guidance>,
+    /// True when `guidance` differs from `previous`.
+    pub changed: bool,
+    /// The records attached at the time.
+    pub records: Vec<RecordId>,
+    /// Sources marked unavailable at the time.
+    pub unavailable: Vec<RecordSource>,
+    /// Who recomputed (the system).
+    pub by: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 event_enum! {
     /// Events of the case aggregate.
     CaseEvent {
@@ -322,6 +349,8 @@ event_enum! {
         DecisionRecorded(DecisionRecorded) = "case.decision_recorded" v 1,
         /// See [`CaseClosed`].
         Closed(CaseClosed) = "case.closed" v 1,
+        /// See [`GuidanceRecomputed`].
+        GuidanceRecomputed(GuidanceRecomputed) = "case.guidance_recomputed" v 1,
     }
 }
 
@@ -347,7 +376,7 @@ pub struct Case {
     pub unavailable: Vec<(RecordSource, String)>,
     /// The officer who attested the whole record (cleared when a record is attached later).
     pub attested_by: Option<PersonId>,
-    /// The latest assessment.
+    /// The latest assessment, its guidance as last recomputed.
     pub assessment: Option<FactorsAssessed>,
     /// The pending proposal.
     pub proposal: Option<Proposal>,
@@ -735,6 +764,32 @@ impl Aggregate for Case {
                 let reason = text("reason", reason, MAX_TEXT)?;
                 CaseEvent::Closed(CaseClosed { reason, by, at })
             }
+            CaseCommand::RecomputeGuidance => {
+                self.open_case()?;
+                let Some(assessment) = &self.assessment else {
+                    return Err(Rejection::rule(
+                        "factors_not_assessed",
+                        "the factors must be assessed before guidance is recomputed",
+                    ));
+                };
+                // As for `AssessFactors`: the facts carry the assessed factors.
+                let policy = ctx.policies.in_force_at(ctx.now);
+                let guidance = match (policy, self.facts()) {
+                    (Some(policy), Some(facts)) => Some(policy.evaluate(&facts)?),
+                    _ => None,
+                };
+                let previous = assessment.guidance.clone();
+                CaseEvent::GuidanceRecomputed(GuidanceRecomputed {
+                    policy_version: policy.map(|p| p.version.clone()),
+                    changed: previous != guidance,
+                    guidance,
+                    previous,
+                    records: self.records.iter().map(|r| r.record).collect(),
+                    unavailable: self.unavailable.iter().map(|(s, _)| *s).collect(),
+                    by,
+                    at,
+                })
+            }
         };
         Ok(vec![event])
     }
@@ -784,6 +839,12 @@ impl Aggregate for Case {
                 self.decisions.push(e.clone());
             }
             CaseEvent::Closed(_) => self.closed = true,
+            CaseEvent::GuidanceRecomputed(e) => {
+                // The assessment keeps its factors and narrative; only its guidance changes.
+                if let Some(a) = self.assessment.as_mut() {
+                    a.guidance = e.guidance.clone();
+                }
+            }
         }
         self
     }

@@ -37,6 +37,7 @@ commands! {
     CaseReturnDecision = "case.return_decision",
     CaseRecordDecision = "case.record_decision",
     CaseClose = "case.close",
+    CaseRecomputeGuidance = "case.recompute_guidance",
     OfficerRegister = "officer.register",
     OfficerCompleteTraining = "officer.complete_training",
     RepresentationRecordG28 = "representation.record_g28",
@@ -154,6 +155,7 @@ pub const TABLE: &[(Role, &[CommandKind])] = &[
             ReviewAssignReviewer,
             ReviewRecordDeadlineMissed,
             OfficerCompleteTraining,
+            CaseRecomputeGuidance,
         ],
     ),
 ];

@@ -35,7 +35,7 @@ fn pick_codes(mask: u8) -> Vec<docket_domain::values::Code> {
 fn command(kind: u8, param: u8, mask: u8) -> CaseCommand {
     let decision = DecisionId(Uuid::from_u128(300 + u128::from(param % 2)));
     let source = RecordSource::ALL[param as usize % 3];
-    match kind % 10 {
+    match kind % 11 {
         0 => CaseCommand::Open {
             case: CaseId(Uuid::from_u128(1)),
             a_number: ANumber::parse("A012345678").unwrap(),
@@ -70,6 +70,7 @@ fn command(kind: u8, param: u8, mask: u8) -> CaseCommand {
             reason: "again".into(),
         },
         8 => CaseCommand::RecordDecision { decision },
+        9 => CaseCommand::RecomputeGuidance,
         _ => CaseCommand::Close {
             reason: "done".into(),
         },
@@ -77,11 +78,12 @@ fn command(kind: u8, param: u8, mask: u8) -> CaseCommand {
 }
 
 fn actor_for(n: u8) -> docket_domain::Actor {
-    match n % 6 {
+    match n % 7 {
         0 | 1 => actor(OFFICER, Role::Officer),
         2 => actor(UNTRAINED_OFFICER, Role::Officer),
         3 => actor(SUPERVISOR, Role::Supervisor),
         4 => actor(OFFICER, Role::Supervisor),
+        5 => actor(0, Role::System),
         _ => actor(NONCITIZEN, Role::Requester),
     }
 }
@@ -109,11 +111,30 @@ proptest! {
         let prohibited = |c: &docket_domain::values::Code| policies.versions().iter().any(|p| p.is_prohibited(c));
         let mut attested = false;
         let mut proposed_attested = std::collections::HashMap::new();
+        // The assessment's guidance as last assessed or recomputed, once assessed.
+        let mut guidance = None;
+        let mut closed = false;
         for event in &d.events {
+            prop_assert!(!closed, "an event after the case was closed");
             match event {
                 CaseEvent::RecordAttached(_) | CaseEvent::SourceUnavailable(_) => attested = false,
                 CaseEvent::WholeRecordAttested(_) => attested = true,
-                CaseEvent::FactorsAssessed(a) => prop_assert!(!a.factors.iter().any(prohibited)),
+                CaseEvent::FactorsAssessed(a) => {
+                    prop_assert!(!a.factors.iter().any(prohibited));
+                    guidance = Some(a.guidance.clone());
+                }
+                CaseEvent::GuidanceRecomputed(r) => {
+                    prop_assert_eq!(r.by.role, Role::System, "recomputed by someone else");
+                    prop_assert!(guidance.is_some(), "recomputed before any assessment");
+                    prop_assert_eq!(Some(&r.previous), guidance.as_ref());
+                    prop_assert_eq!(r.changed, r.previous != r.guidance);
+                    prop_assert_eq!(
+                        r.policy_version.as_ref(),
+                        r.guidance.as_ref().map(|g| &g.policy_version)
+                    );
+                    guidance = Some(r.guidance.clone());
+                }
+                CaseEvent::Closed(_) => closed = true,
                 CaseEvent::DecisionProposed(p) => {
                     prop_assert!(attested, "a proposal without attestation");
                     prop_assert!(!p.cited_factors.iter().any(prohibited));
@@ -133,6 +154,9 @@ proptest! {
                 }
                 _ => {}
             }
+        }
+        if let Some(a) = &d.case.assessment {
+            prop_assert_eq!(Some(&a.guidance), guidance.as_ref());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The case and officer aggregates' rules, one scenario each.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use docket_domain::case::{Case, CaseCommand, CaseEvent, Encounter};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use docket_domain::case::{Case, CaseCommand, CaseEvent, Encounter, FactorsAssessed};
 use docket_domain::officer::{Officer, OfficerCommand};
 use docket_domain::policy::{DepartureKind, PolicySet};
 use docket_domain::values::{
@@ -507,4 +507,157 @@ fn officers_register_once_and_train_on_known_versions() {
             .code(),
         "role_not_registrable"
     );
+}
+
+fn system() -> Actor {
+    actor(0, Role::System)
+}
+
+fn recomputed(events: &[CaseEvent]) -> &docket_domain::case::GuidanceRecomputed {
+    match events {
+        [CaseEvent::GuidanceRecomputed(e)] => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn guidance_is_recomputed_only_by_the_system_on_an_assessed_open_case() {
+    // Not before the factors are assessed.
+    let mut d = Driver::new(in_force());
+    assert_eq!(
+        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
+        "invalid_state",
+        "not before the case is open"
+    );
+    d.ok(
+        officer(),
+        CaseCommand::Open {
+            case: CaseId(Uuid::from_u128(1)),
+            a_number: ANumber::parse("1234567").unwrap(),
+            office: FieldOffice::Chi,
+            encounter: encounter(in_force(), None),
+        },
+    );
+    assert_eq!(
+        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
+        "factors_not_assessed"
+    );
+    // Only by the system, checked before anything else.
+    let mut d = ready(in_force(), None, &["family_impact", "lengthy_presence"]);
+    for who in [
+        officer(),
+        supervisor(),
+        actor(50, Role::FieldOfficeDirector),
+        actor(8, Role::IntakeClerk),
+        actor(9, Role::Auditor),
+    ] {
+        assert_eq!(
+            rule(d.refused(who, CaseCommand::RecomputeGuidance)),
+            "forbidden",
+            "{who:?}"
+        );
+    }
+    // Not on a closed case.
+    d.ok(officer(), propose(EnforcementAction::NoAction, &[]));
+    d.ok(officer(), record());
+    d.ok(
+        officer(),
+        CaseCommand::Close {
+            reason: "done".into(),
+        },
+    );
+    assert_eq!(
+        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
+        "case_closed"
+    );
+    assert_eq!(
+        rule(d.refused(officer(), CaseCommand::RecomputeGuidance)),
+        "forbidden",
+        "the permission is checked first"
+    );
+}
+
+#[test]
+fn recomputed_guidance_after_a_record_is_attached() {
+    let mut d = ready(in_force(), None, &["family_impact", "lengthy_presence"]);
+    let assessed = d.case.assessment.clone().unwrap();
+    let before = assessed.guidance.clone().unwrap();
+    assert_eq!(before.priority, PriorityCategory::NotAPriority);
+    d.ok(
+        actor(8, Role::IntakeClerk),
+        CaseCommand::AttachRecord {
+            record: RecordId(Uuid::from_u128(201)),
+            source: RecordSource::Investigative,
+            reference: "HSI report".into(),
+            content_hash: ContentHash([8; 32]),
+        },
+    );
+    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    let e = recomputed(&events);
+    // Same facts, same policy: the same guidance, and it says so.
+    assert_eq!(e.policy_version.as_deref(), Some("2021-09-30"));
+    assert_eq!(e.previous, Some(before.clone()));
+    assert_eq!(e.guidance, Some(before));
+    assert!(!e.changed);
+    assert_eq!(
+        e.records,
+        [
+            RecordId(Uuid::from_u128(200)),
+            RecordId(Uuid::from_u128(201))
+        ]
+    );
+    assert_eq!(e.unavailable, [RecordSource::Administrative]);
+    assert_eq!(e.by, system());
+    // The assessment keeps its factors, narrative, author and time.
+    assert_eq!(d.case.assessment, Some(assessed));
+    // Recomputing is not attesting: a proposal still needs the record attested again.
+    assert_eq!(
+        rule(d.refused(officer(), propose(EnforcementAction::NoAction, &[]))),
+        "whole_record_not_attested"
+    );
+}
+
+#[test]
+fn recomputed_guidance_follows_the_policy_in_force() {
+    // Assessed during the vacatur: no guidance. Recomputed once the guidelines apply again.
+    let mut d = ready(vacatur(), None, &["firearm_or_dangerous_weapon"]);
+    let assessed = d.case.assessment.clone().unwrap();
+    assert_eq!(assessed.guidance, None);
+    d.ok(
+        officer(),
+        CaseCommand::MarkSourceUnavailable {
+            source: RecordSource::Administrative,
+            reason: "A-file lost".into(),
+        },
+    );
+    d.now = in_force();
+    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    let e = recomputed(&events).clone();
+    assert_eq!(e.policy_version.as_deref(), Some("2021-09-30"));
+    assert_eq!(e.previous, None);
+    let guidance = e.guidance.clone().unwrap();
+    assert_eq!(guidance.policy_version, "2021-09-30");
+    assert_eq!(guidance.priority, PriorityCategory::PublicSafety);
+    assert!(e.changed);
+    assert_eq!(e.records, [RecordId(Uuid::from_u128(200))]);
+    assert_eq!(
+        e.unavailable,
+        [RecordSource::Investigative, RecordSource::Administrative]
+    );
+    // Only the guidance of the assessment changes.
+    assert_eq!(
+        d.case.assessment,
+        Some(FactorsAssessed {
+            guidance: Some(guidance.clone()),
+            ..assessed
+        })
+    );
+    // And back: once the guidelines are superseded there is none again.
+    d.now = Utc.with_ymd_and_hms(2025, 2, 1, 12, 0, 0).unwrap();
+    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    let e = recomputed(&events);
+    assert_eq!((e.policy_version.clone(), e.guidance.clone()), (None, None));
+    assert_eq!(e.previous, Some(guidance));
+    assert!(e.changed);
+    assert_eq!(d.case.assessment.as_ref().unwrap().guidance, None);
 }

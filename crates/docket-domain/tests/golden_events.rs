@@ -147,6 +147,25 @@ fn case_and_officer_samples() -> Vec<DomainEvent> {
             by,
             at: at(),
         }),
+        CaseEvent::GuidanceRecomputed(GuidanceRecomputed {
+            policy_version: Some("2021-09-30".into()),
+            guidance: Some(guidance()),
+            previous: Some(Guidance {
+                policy_version: "2021-09-30".into(),
+                priority: PriorityCategory::NotAPriority,
+                aggravating: vec![],
+                mitigating: vec![code("family_impact")],
+                reasons: vec!["no priority indicated".into()],
+            }),
+            changed: true,
+            records: vec![
+                RecordId(Uuid::from_u128(200)),
+                RecordId(Uuid::from_u128(201)),
+            ],
+            unavailable: vec![RecordSource::Investigative],
+            by: actor(0, Role::System),
+            at: at(),
+        }),
     ];
     let officer_events = vec![
         OfficerEvent::Registered(OfficerRegistered {

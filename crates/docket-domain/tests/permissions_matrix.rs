@@ -59,6 +59,7 @@ fn sample(kind: CommandKind) -> Sample {
         }),
         K::CaseRecordDecision => Sample::Case(CaseCommand::RecordDecision { decision }),
         K::CaseClose => Sample::Case(CaseCommand::Close { reason: "r".into() }),
+        K::CaseRecomputeGuidance => Sample::Case(CaseCommand::RecomputeGuidance),
         K::OfficerRegister => Sample::Officer(OfficerCommand::Register {
             person: person(60),
             office: FieldOffice::Nyc,
@@ -168,4 +169,9 @@ fn every_command_with_every_role() {
         }
     }
     assert_eq!(checked, CommandKind::ALL.len() * Role::ALL.len());
+    assert_eq!(
+        CommandKind::ALL.len(),
+        27,
+        "a new command needs its sample above"
+    );
 }
