@@ -90,6 +90,8 @@ impl Clock for BenchClock {
 /// Size of the raw baseline's request and reply bodies: about a JSON command and its reply.
 const RAW_REQUEST_BYTES: usize = 400;
 const RAW_REPLY_BYTES: usize = 80;
+/// Size of a raw JetStream publish: about a one-event commit with its headers.
+const RAW_COMMIT_BYTES: usize = 600;
 
 /// Runs the end-to-end benchmark and prints its figures.
 pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
@@ -144,11 +146,13 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         if service == docket_bus::Service::Review {
             review_world = Some(world.clone());
         }
+        let checkpoints = docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await?));
         let executor = Executor::new(log, world, ExecutorConfig::new(PolicySet::shipped()?));
         services.push(tokio::spawn(docket_services::run_nats(
             service,
             client,
             executor,
+            checkpoints,
             clock.clone(),
             stopped.clone(),
         )));
@@ -202,6 +206,14 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let mut raw_c1 = raw_round_trips(&client, &echo, 1, options.raw_requests).await?;
     let mut raw_cn =
         raw_round_trips(&client, &echo, options.concurrency, options.raw_requests).await?;
+    // The floor of any command that is checked before it is made durable: one request/reply
+    // to the service plus one durable JetStream publish from it. Measured on a scratch stream
+    // of the same server, one publish at a time, with a commit-sized payload.
+    progress(&format!(
+        "raw JetStream publish baseline: {} publishes one at a time",
+        options.raw_requests / 5
+    ));
+    let mut raw_js = raw_js_publishes(&client, options.raw_requests / 5).await?;
 
     let transport = || Client::new(NatsTransport::new(client.clone()));
     let mut left_running = 0;
@@ -256,6 +268,19 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         .print(),
         Figure::new("nats.rtt.p99_us", quantile_us(&mut raw_c1, 0.99), "us").print(),
     ];
+    let raw_p50 = quantile_us(&mut raw_c1, 0.5);
+    let js_p50 = quantile_us(&mut raw_js, 0.5);
+    let mut figures = figures;
+    figures.extend([
+        Figure::new("js.publish.c1.p50_us", js_p50, "us").print(),
+        Figure::new(
+            "e2e.c1.rtt_over_nats_rtt",
+            quantile_us(&mut rtts_c1, 0.5) / raw_p50,
+            "x",
+        )
+        .print(),
+        Figure::new("e2e.floor_over_nats_rtt", (raw_p50 + js_p50) / raw_p50, "x").print(),
+    ]);
 
     // Forty days on, every deadline the runs left running must be recorded as missed.
     progress(&format!(
@@ -340,6 +365,35 @@ async fn raw_round_trips(
     for task in tasks {
         samples.extend(task.await??);
     }
+    Ok(samples)
+}
+
+/// `total` JetStream publishes, one at a time, each awaited until the server has stored it
+/// (with `sync_interval: always`, synced it); each publish's time. The scratch stream is
+/// deleted afterwards.
+async fn raw_js_publishes(
+    client: &async_nats::Client,
+    total: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let js = async_nats::jetstream::new(client.clone());
+    let name = format!("DOCKET_BENCH_PUB_{}", uuid::Uuid::new_v4().simple());
+    let subject = format!("benchpub{}.x", uuid::Uuid::new_v4().simple());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .context("creating the scratch stream")?;
+    let payload = Bytes::from(vec![b'c'; RAW_COMMIT_BYTES]);
+    let mut samples = Vec::with_capacity(total);
+    for _ in 0..total.max(1) {
+        let started = Instant::now();
+        js.publish(subject.clone(), payload.clone()).await?.await?;
+        samples.push(started.elapsed());
+    }
+    js.delete_stream(&name).await.ok();
     Ok(samples)
 }
 

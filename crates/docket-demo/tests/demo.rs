@@ -21,7 +21,7 @@ struct System {
     world: World,
     clock: ManualClock,
     stop: tokio::sync::watch::Sender<bool>,
-    scheduler: tokio::task::JoinHandle<Result<(), docket_service::ExecError>>,
+    scheduler: docket_services::LocalServices,
     _dir: tempfile::TempDir,
 }
 
@@ -34,6 +34,7 @@ async fn system(config: &DemoConfig) -> System {
         .wait_applied(log.head().await.unwrap(), Duration::from_secs(10))
         .await
         .unwrap();
+    let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
     let executor = Executor::new(
         log,
         world.clone(),
@@ -42,8 +43,13 @@ async fn system(config: &DemoConfig) -> System {
     let clock = ManualClock::new(config.start);
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler =
-        docket_services::register_local(&bus, executor, Arc::new(clock.clone()), stopped);
+    let scheduler = docket_services::register_local(
+        &bus,
+        executor,
+        checkpoints,
+        Arc::new(clock.clone()),
+        stopped,
+    );
     System {
         bus,
         world,
@@ -199,7 +205,7 @@ async fn a_small_demo_adds_up_and_walks_every_path() {
     assert_eq!(missed(), s.deadlines_running_total(), "{s}");
 
     system.stop.send(true).unwrap();
-    system.scheduler.await.unwrap().unwrap();
+    system.scheduler.finish().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

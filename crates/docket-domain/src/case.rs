@@ -378,6 +378,9 @@ pub struct Case {
     pub attested_by: Option<PersonId>,
     /// The latest assessment, its guidance as last recomputed.
     pub assessment: Option<FactorsAssessed>,
+    /// The record changed (a record attached or a source marked unavailable) since the factors
+    /// were assessed or the guidance last recomputed: what the assessment service reacts to.
+    pub guidance_outdated: bool,
     /// The pending proposal.
     pub proposal: Option<Proposal>,
     /// Recorded decisions, oldest first.
@@ -802,14 +805,19 @@ impl Aggregate for Case {
                 self.records.push(e.clone());
                 // New material: the whole record must be reviewed again.
                 self.attested_by = None;
+                self.guidance_outdated = self.assessment.is_some();
             }
             CaseEvent::SourceUnavailable(e) => {
                 self.unavailable.retain(|(s, _)| *s != e.source);
                 self.unavailable.push((e.source, e.reason.clone()));
                 self.attested_by = None;
+                self.guidance_outdated = self.assessment.is_some();
             }
             CaseEvent::WholeRecordAttested(e) => self.attested_by = Some(e.by.person),
-            CaseEvent::FactorsAssessed(e) => self.assessment = Some(e.clone()),
+            CaseEvent::FactorsAssessed(e) => {
+                self.assessment = Some(e.clone());
+                self.guidance_outdated = false;
+            }
             CaseEvent::DecisionProposed(e) => {
                 self.proposal = Some(Proposal {
                     proposed: e.clone(),
@@ -844,6 +852,7 @@ impl Aggregate for Case {
                 if let Some(a) = self.assessment.as_mut() {
                     a.guidance = e.guidance.clone();
                 }
+                self.guidance_outdated = false;
             }
         }
         self

@@ -583,6 +583,7 @@ fn recomputed_guidance_after_a_record_is_attached() {
     let assessed = d.case.assessment.clone().unwrap();
     let before = assessed.guidance.clone().unwrap();
     assert_eq!(before.priority, PriorityCategory::NotAPriority);
+    assert!(!d.case.guidance_outdated, "just assessed");
     d.ok(
         actor(8, Role::IntakeClerk),
         CaseCommand::AttachRecord {
@@ -592,7 +593,12 @@ fn recomputed_guidance_after_a_record_is_attached() {
             content_hash: ContentHash([8; 32]),
         },
     );
+    assert!(
+        d.case.guidance_outdated,
+        "the record changed after the assessment"
+    );
     let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    assert!(!d.case.guidance_outdated, "recomputed");
     let e = recomputed(&events);
     // Same facts, same policy: the same guidance, and it says so.
     assert_eq!(e.policy_version.as_deref(), Some("2021-09-30"));

@@ -28,6 +28,9 @@ pub enum NotifyError {
         /// What was wrong.
         reason: String,
     },
+    /// The service's checkpoint could not be read or saved.
+    #[error("notification checkpoint: {0}")]
+    Checkpoint(String),
     /// The log's subscription ended (the log was closed under the service).
     #[error("the log subscription ended")]
     SubscriptionEnded,

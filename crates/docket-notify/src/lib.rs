@@ -23,5 +23,5 @@ pub use error::NotifyError;
 pub use message::{
     notification_id, CausedBy, Message, NotificationKind, Recipient, NOTIFICATION_NAMESPACE,
 };
-pub use service::run;
+pub use service::{run, NOTIFY_CONSUMER};
 pub use webhook::{signature, verify_signature, ID_HEADER, SIGNATURE_HEADER};

@@ -6,6 +6,12 @@
 //! again until the subscription has brought that commit (or the commit that beat it). So a
 //! restart, which rebuilds the same state from the same commits, continues exactly where the log
 //! says the last run stopped.
+//!
+//! Its checkpoint ([`NOTIFY_CONSUMER`]) is the position up to which every notification the
+//! commits cause is queued in the log. A restart still reads the log from the start, to know who
+//! is who and which notifications are pending, but renders notifications only for commits after
+//! the checkpoint; those it renders again after a crash are already queued under the same id, so
+//! the log keeps the first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,8 +19,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use docket_log::{EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit};
+use docket_log::{AnyCheckpoints, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit};
 use docket_service::clock::Clock;
+use docket_service::Checkpoint;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -30,6 +37,9 @@ use crate::message::{Message, NOTIFICATION_NAMESPACE};
 use crate::render::People;
 use crate::webhook::{Attempt, Webhook};
 
+/// The checkpoint name of the notification service.
+pub const NOTIFY_CONSUMER: &str = "notification";
+
 /// Longest sleep while waiting for a due time, so that a clock set by hand is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -43,11 +53,15 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
     config: NotifyConfig,
     log: L,
+    checkpoints: AnyCheckpoints,
     clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NotifyError> {
     config.validate()?;
     let webhook = Webhook::new(&config)?;
+    let mut checkpoint = Checkpoint::load(checkpoints, NOTIFY_CONSUMER)
+        .await
+        .map_err(|e| NotifyError::Checkpoint(e.to_string()))?;
     let head = log
         .head()
         .await
@@ -66,6 +80,7 @@ pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
     });
     let mut state = State {
         head,
+        queued_through: checkpoint.position(),
         ..State::default()
     };
     let mut in_flight: JoinSet<Finished> = JoinSet::new();
@@ -77,12 +92,22 @@ pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
             }
             if state.caught_up() {
                 queue(&shared, &mut state, &shutdown).await?;
+                if state.unqueued.is_empty() {
+                    // Everything the commits read so far cause is queued in the log.
+                    checkpoint
+                        .advance(state.applied)
+                        .await
+                        .map_err(|e| NotifyError::Checkpoint(e.to_string()))?;
+                }
                 dispatch(&shared, &mut state, &mut in_flight);
             }
-            let wake = state.next_wake(
+            let mut wake = state.next_wake(
                 shared.clock.now(),
                 in_flight.len() < shared.config.concurrency,
             );
+            if checkpoint.dirty() {
+                wake = Some(wake.map_or(MAX_SLEEP, |w| w.min(MAX_SLEEP)));
+            }
             tokio::select! {
                 changed = shutdown.changed() => {
                     if changed.is_err() {
@@ -114,6 +139,9 @@ pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
         if let Err(e) = state.finished(done) {
             tracing::error!(error = %e, "recording a delivery attempt failed");
         }
+    }
+    if let Err(e) = checkpoint.flush().await {
+        tracing::error!(error = %e, "saving the notification checkpoint failed");
     }
     match &result {
         Ok(()) => tracing::info!("notification service stopped"),
@@ -168,6 +196,8 @@ struct State {
     head: u64,
     /// The last position applied.
     applied: u64,
+    /// The checkpoint at start: notifications caused up to here are queued already.
+    queued_through: u64,
     /// Who events concern.
     people: People,
     /// Rendered notifications not (yet) seen queued, by causing position and id: the order they
@@ -236,8 +266,10 @@ impl State {
                 .people
                 .apply(commit, now)
                 .map_err(|reason| NotifyError::Unreadable { position, reason })?;
-            for message in messages {
-                self.unqueued.insert((position, message.id), message);
+            if position > self.queued_through {
+                for message in messages {
+                    self.unqueued.insert((position, message.id), message);
+                }
             }
         }
         self.applied = position;

@@ -40,6 +40,42 @@ async fn messages<L: EventLog>(log: &L) -> BTreeMap<Uuid, docket_notify::Message
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_resumes_from_its_checkpoint() {
+    use docket_log::Checkpoints;
+    let dir = tempfile::tempdir().unwrap();
+    let log = file_log(dir.path()).await;
+    let receiver = Receiver::start(SECRET).await;
+    // A checkpoint past a request says: everything it causes is queued already. (Here it is
+    // not, which shows that the service renders only what comes after its checkpoint.)
+    let before = request_and_acknowledge(&log, 100).await;
+    let store = log.checkpoints().unwrap();
+    store
+        .save(docket_notify::NOTIFY_CONSUMER, log.head().await.unwrap())
+        .await
+        .unwrap();
+    let after = request_and_acknowledge(&log, 101).await;
+
+    let service = start(log.clone(), config(&receiver.url()));
+    eventually("the later two delivered", WAIT, || async {
+        finished(&log).await == 2
+    })
+    .await;
+    service.stop().await.unwrap();
+    let streams = recorded(&log).await;
+    assert_eq!(
+        streams.keys().copied().collect::<HashSet<_>>(),
+        after.iter().copied().collect(),
+        "only what follows the checkpoint is notified, not {before:?}"
+    );
+    let saved = support::checkpoint(&log).await.unwrap();
+    assert_eq!(
+        saved,
+        log.head().await.unwrap(),
+        "the checkpoint moved to the head"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_signed_notifications_and_records_each_step() {
     let dir = tempfile::tempdir().unwrap();
     let log = file_log(dir.path()).await;
@@ -648,7 +684,7 @@ async fn a_stopped_and_restarted_service_neither_repeats_nor_loses_anything() {
 /// once in the log.
 async fn killed_and_restarted<L, F, Fut>(log: L, reopen: F, rounds: usize)
 where
-    L: EventLog + Clone + Send + Sync + 'static,
+    L: support::TestLog,
     F: Fn(L) -> Fut,
     Fut: std::future::Future<Output = L>,
 {
@@ -678,12 +714,22 @@ where
         service.kill().await;
         log = reopen(log).await;
     }
+    let last_request = log.head().await.unwrap();
     let service = start(log.clone(), config);
     eventually("everything delivered", WAIT, || async {
         finished(&log).await == ids.len()
     })
     .await;
     service.stop().await.unwrap();
+    // A clean stop saves the checkpoint: every commit read so far has caused what it causes.
+    let head = log.head().await.unwrap();
+    let saved = support::checkpoint(&log)
+        .await
+        .expect("a checkpoint was saved");
+    assert!(
+        saved <= head && saved >= last_request,
+        "checkpoint {saved} covers the last request at {last_request} (head {head})"
+    );
 
     let streams = recorded(&log).await;
     assert_eq!(

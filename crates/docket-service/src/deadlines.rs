@@ -3,18 +3,26 @@
 //! world (so a restart rebuilds them from the log), and each miss is recorded with an
 //! idempotency key derived from the review and the deadline, so two instances or a restart never
 //! record one twice.
+//!
+//! Its checkpoint ([`DEADLINES_CONSUMER`]) is the world position of its last complete pass:
+//! every deadline due by then, in the state as of that position, is recorded. It is what the
+//! scheduler's lag is measured from; a restart scans every open review anyway.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_domain::review::{DeadlineKind, Review, ReviewCommand};
 use docket_domain::values::{Actor, PersonId, Role};
-use docket_log::EventLog;
+use docket_log::{AnyCheckpoints, EventLog};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::executor::{ExecError, Executor};
+use crate::reactions::Checkpoint;
+
+/// The checkpoint name of the deadline scheduler.
+pub const DEADLINES_CONSUMER: &str = "review-deadlines";
 
 /// The identity the scheduler acts under.
 pub fn system_actor() -> Actor {
@@ -52,8 +60,21 @@ fn scan(
 /// Runs the scheduler until `shutdown` turns true.
 pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>(
     executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    let mut checkpoint = Checkpoint::load(checkpoints, DEADLINES_CONSUMER).await?;
+    let result = scheduler_loop(&executor, &mut checkpoint, &clock, &mut shutdown).await;
+    checkpoint.flush().await?;
+    result
+}
+
+async fn scheduler_loop<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: &Executor<L>,
+    checkpoint: &mut Checkpoint,
+    clock: &SharedClock,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
     let mut progress = executor.world().progress();
     let mut jumps = clock.jumps();
@@ -62,7 +83,10 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
             return Ok(());
         }
         let now = clock.now();
-        let (due_now, next) = scan(&executor.world().read(), now);
+        let (scanned_at, (due_now, next)) = {
+            let view = executor.world().read();
+            (view.applied, scan(&view, now))
+        };
         for (review, kind) in due_now {
             let key = format!("deadline-missed-{review}-{}", kind.code());
             let command = ReviewCommand::RecordDeadlineMissed { deadline: kind };
@@ -81,10 +105,17 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
                 Err(e) => return Err(e),
             }
         }
+        checkpoint.advance(scanned_at).await?;
         let sleep = next
             .map(|at| (at - clock.now()).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
+            .min(MAX_SLEEP)
+            // Wake to save a checkpoint that moved, even when nothing else happens.
+            .min(if checkpoint.dirty() {
+                crate::reactions::SAVE_EVERY
+            } else {
+                MAX_SLEEP
+            });
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = progress.changed() => {}

@@ -10,10 +10,12 @@
 pub mod clock;
 mod deadlines;
 mod executor;
+pub mod reactions;
 mod stored;
 mod world;
 
-pub use deadlines::{run_deadline_scheduler, system_actor};
+pub use deadlines::{run_deadline_scheduler, system_actor, DEADLINES_CONSUMER};
 pub use executor::{ExecError, Executed, Executor, ExecutorConfig};
+pub use reactions::{run_guidance_reaction, Checkpoint, GUIDANCE_CONSUMER};
 pub use stored::{decode_event, encode_event, StoredAggregate};
 pub use world::{World, WorldView};

@@ -430,8 +430,10 @@ async fn missed_deadlines_are_recorded_once_across_restarts() {
     let clock = ManualClock::new(now() + chrono::Duration::hours(12));
     let start = |ex: Executor<FileLog>, clock: ManualClock| {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let checkpoints = docket_log::AnyCheckpoints::File(ex.log().checkpoints().unwrap());
         let task = tokio::spawn(docket_service::run_deadline_scheduler(
             ex,
+            checkpoints,
             std::sync::Arc::new(clock),
             stopped,
         ));
@@ -442,6 +444,17 @@ async fn missed_deadlines_are_recorded_once_across_restarts() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
+    // Its pass over the world is saved as its checkpoint when it stops.
+    {
+        use docket_log::Checkpoints;
+        let saved = log
+            .checkpoints()
+            .unwrap()
+            .load(docket_service::DEADLINES_CONSUMER)
+            .await
+            .unwrap();
+        assert_eq!(saved, Some(ex.world().applied()));
+    }
     assert!(ex
         .world()
         .read()
@@ -483,4 +496,133 @@ async fn missed_deadlines_are_recorded_once_across_restarts() {
         .missed()
         .to_vec();
     assert_eq!(missed.len(), 2, "{missed:?}; head {head}");
+}
+
+/// The `case.guidance_recomputed` events of a case, in order.
+async fn recomputations<L: EventLog>(log: &L, case: CaseId) -> Vec<u64> {
+    let stream = docket_log::StreamId::new(format!("case/{case}")).unwrap();
+    log.read_stream(&stream)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.commit
+                .events
+                .iter()
+                .any(|e| e.type_name == "case.guidance_recomputed")
+        })
+        .map(|c| c.position)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_restart() {
+    use docket_log::Checkpoints;
+    use docket_service::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
+    let ex = executor(log.clone()).await;
+    staff(&ex).await;
+    // Records attached before the assessment cause nothing.
+    let (case, _) = decided_case(&ex).await;
+    let clock = ManualClock::new(now());
+    let start = |ex: Executor<FileLog>| {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let checkpoints = docket_log::AnyCheckpoints::File(ex.log().checkpoints().unwrap());
+        let task = tokio::spawn(docket_service::run_guidance_reaction(
+            ex,
+            checkpoints,
+            std::sync::Arc::new(clock.clone()),
+            stopped,
+        ));
+        (stop, task)
+    };
+    let (stop, task) = start(ex.clone());
+    let settle = || async {
+        let head = log.head().await.unwrap();
+        ex.world()
+            .wait_applied(head, Duration::from_secs(10))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    settle().await;
+    assert!(recomputations(&log, case).await.is_empty());
+
+    // A record attached after the assessment: guidance recomputed once.
+    let attach = |n: u8| CaseCommand::AttachRecord {
+        record: RecordId(Uuid::new_v4()),
+        source: RecordSource::Administrative,
+        reference: format!("A-file volume {n}"),
+        content_hash: ContentHash([n; 32]),
+    };
+    let attached = ex
+        .execute::<Case>(
+            &case.to_string(),
+            &attach(2),
+            who(CLERK, Role::IntakeClerk),
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while recomputations(&log, case).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no recomputation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    settle().await;
+    let once = recomputations(&log, case).await;
+    assert_eq!(once.len(), 1, "{once:?}");
+    assert!(once[0] > attached.position);
+    let state = ex.world().read().get::<Case>(&format!("case/{case}")).1;
+    assert!(!state.guidance_outdated, "the recomputation is current");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let store = log.checkpoints().unwrap();
+    let saved = store
+        .load(docket_service::GUIDANCE_CONSUMER)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        saved >= once[0],
+        "checkpoint {saved} covers the reaction's own commit"
+    );
+
+    // Forget the checkpoint: a restart from position 0 finds every effect made already.
+    store
+        .save(docket_service::GUIDANCE_CONSUMER, 0)
+        .await
+        .unwrap();
+    log.close().await.unwrap();
+    let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
+    let again = executor(log.clone()).await;
+    let (stop, task) = start(again.clone());
+    let head = log.head().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(log.head().await.unwrap(), head, "nothing appended again");
+    assert_eq!(recomputations(&log, case).await, once);
+    // And a further change is still noticed.
+    again
+        .execute::<Case>(
+            &case.to_string(),
+            &attach(3),
+            who(CLERK, Role::IntakeClerk),
+            None,
+            now(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while recomputations(&log, case).await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second recomputation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(recomputations(&log, case).await.len(), 2);
 }

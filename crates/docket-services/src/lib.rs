@@ -1,6 +1,8 @@
 //! Docket's command services — intake, assessment and case review — as bus handlers over the
 //! shared executor, runnable as NATS micro services (one process each, or all in one) or on the
-//! in-process bus of the embedded deployment. The review service also runs the deadline scheduler.
+//! in-process bus of the embedded deployment. The review service also runs the deadline
+//! scheduler, and the assessment service the guidance reaction; both keep their checkpoints in
+//! the deployment's checkpoint store.
 //!
 //! Which commands a service takes is the bus catalogue's business (`docket_bus::Service`); a
 //! service only registers its own endpoints, so one handler serves all three.
@@ -10,9 +12,9 @@ mod handler;
 use std::sync::Arc;
 
 use docket_bus::{serve_nats, BusError, LocalBus, NatsClient, Service};
-use docket_log::EventLog;
+use docket_log::{AnyCheckpoints, EventLog};
 use docket_service::clock::SharedClock;
-use docket_service::{run_deadline_scheduler, Executor};
+use docket_service::{run_deadline_scheduler, run_guidance_reaction, ExecError, Executor};
 use tokio::sync::watch;
 
 pub use handler::{CommandHandler, NoCommands};
@@ -29,12 +31,87 @@ pub enum ServiceError {
     /// The bus could not serve.
     #[error("bus: {0}")]
     Bus(#[from] BusError),
-    /// The deadline scheduler stopped.
-    #[error("deadline scheduler: {0}")]
-    Scheduler(#[from] docket_service::ExecError),
+    /// A background task (the deadline scheduler or the guidance reaction) stopped.
+    #[error("{task}: {source}")]
+    Background {
+        /// Which task.
+        task: &'static str,
+        /// Why it stopped.
+        #[source]
+        source: ExecError,
+    },
     /// The service is not a command service.
     #[error("{0} is not a command service")]
     NotACommandService(Service),
+}
+
+/// A service's background work: the deadline scheduler (review) and the guidance reaction
+/// (assessment), each in its own task.
+#[derive(Debug)]
+struct Background(Vec<(&'static str, tokio::task::JoinHandle<Result<(), ExecError>>)>);
+
+impl Background {
+    fn start<L: EventLog + Clone + Send + Sync + 'static>(
+        services: &[Service],
+        executor: &Executor<L>,
+        checkpoints: &AnyCheckpoints,
+        clock: &SharedClock,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Self {
+        let mut tasks = Vec::new();
+        if services.contains(&Service::Review) {
+            tasks.push((
+                "deadline scheduler",
+                tokio::spawn(run_deadline_scheduler(
+                    executor.clone(),
+                    checkpoints.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                )),
+            ));
+        }
+        if services.contains(&Service::Assessment) {
+            tasks.push((
+                "guidance reaction",
+                tokio::spawn(run_guidance_reaction(
+                    executor.clone(),
+                    checkpoints.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                )),
+            ));
+        }
+        Background(tasks)
+    }
+
+    /// Waits for every task; the first failure is the result.
+    async fn finish(self) -> Result<(), ServiceError> {
+        let mut result = Ok(());
+        for (task, handle) in self.0 {
+            let outcome = match handle.await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(ExecError::Stopped(format!("the task panicked: {e}"))),
+            };
+            if let Err(source) = outcome {
+                tracing::error!(task, error = %source, "background task failed");
+                if result.is_ok() {
+                    result = Err(ServiceError::Background { task, source });
+                }
+            }
+        }
+        result
+    }
+}
+
+/// A handle on the background work of the embedded services.
+#[derive(Debug)]
+pub struct LocalServices(Background);
+
+impl LocalServices {
+    /// Waits until the background tasks end (after shutdown, or on a failure).
+    pub async fn finish(self) -> Result<(), ServiceError> {
+        self.0.finish().await
+    }
 }
 
 /// Runs one command service over NATS until `shutdown` turns true, then stops taking requests
@@ -43,6 +120,7 @@ pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
     service: Service,
     client: NatsClient,
     executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
@@ -52,31 +130,31 @@ pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
     let handler = Arc::new(CommandHandler::new(executor.clone(), clock.clone()));
     let handle = serve_nats(client, service, VERSION, handler).await?;
     tracing::info!(service = %service, "serving over NATS");
-    let scheduler = (service == Service::Review)
-        .then(|| tokio::spawn(run_deadline_scheduler(executor, clock, shutdown.clone())));
+    let background = Background::start(&[service], &executor, &checkpoints, &clock, &shutdown);
     let _ = shutdown.wait_for(|stop| *stop).await;
     tracing::info!(service = %service, "stopping: finishing requests in flight");
     handle.stop().await?;
-    if let Some(scheduler) = scheduler {
-        match scheduler.await {
-            Ok(result) => result?,
-            Err(e) => tracing::error!(error = %e, "the deadline scheduler panicked"),
-        }
-    }
-    Ok(())
+    background.finish().await
 }
 
 /// Registers every command service on the in-process bus (the embedded deployment) and starts
-/// the deadline scheduler; returns the scheduler's task.
+/// their background work (the deadline scheduler and the guidance reaction).
 pub fn register_local<L: EventLog + Clone + Send + Sync + 'static>(
     bus: &LocalBus,
     executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<Result<(), docket_service::ExecError>> {
+) -> LocalServices {
     let handler = Arc::new(CommandHandler::new(executor.clone(), clock.clone()));
     for service in COMMAND_SERVICES {
         bus.register(service, handler.clone());
     }
-    tokio::spawn(run_deadline_scheduler(executor, clock, shutdown))
+    LocalServices(Background::start(
+        &COMMAND_SERVICES,
+        &executor,
+        &checkpoints,
+        &clock,
+        &shutdown,
+    ))
 }

@@ -42,10 +42,13 @@ async fn every_api_example_gets_the_documented_reply() {
         let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
             .await
             .unwrap();
+        let checkpoints =
+            docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await.unwrap()));
         tasks.push(tokio::spawn(docket_services::run_nats(
             service,
             client,
             executor(log).await,
+            checkpoints,
             clock.clone(),
             stopped.clone(),
         )));

@@ -209,6 +209,21 @@ async fn lifecycle<T: Transport>(client: Client<T>) {
         &mut n,
     )
     .await;
+    // A record arrives after the assessment: the assessment service recomputes the guidance
+    // (checked by the callers in the log), and the record must be attested again.
+    ok(
+        &client,
+        clerk,
+        c(CaseCommand::AttachRecord {
+            record: RecordId(Uuid::new_v4()),
+            source: RecordSource::Administrative,
+            reference: "A-file, late".into(),
+            content_hash: ContentHash([4; 32]),
+        }),
+        &mut n,
+    )
+    .await;
+    ok(&client, officer, c(CaseCommand::AttestWholeRecord), &mut n).await;
     ok(&client, officer, propose, &mut n).await;
     let early = client
         .send(
@@ -346,6 +361,30 @@ async fn lifecycle<T: Transport>(client: Client<T>) {
     assert_eq!(forbidden.code, codes::FORBIDDEN);
 }
 
+/// Waits until the log holds exactly one `case.guidance_recomputed` (the lifecycle's late record
+/// caused it) and checks that no second one follows.
+async fn guidance_recomputed_once<L: EventLog>(log: &L) {
+    let count = || async {
+        log.read_all(0, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.commit.events.iter())
+            .filter(|e| e.type_name == "case.guidance_recomputed")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "guidance never recomputed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count().await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     let server = tokio::task::spawn_blocking(docket_testkit::NatsServer::start)
@@ -361,11 +400,14 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
             .await
             .unwrap();
+        let checkpoints =
+            docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await.unwrap()));
         let ex = executor(log).await;
         tasks.push(tokio::spawn(docket_services::run_nats(
             service,
             client,
             ex,
+            checkpoints,
             clock(),
             stopped.clone(),
         )));
@@ -375,6 +417,10 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .unwrap();
     wait_for_ping(&client).await;
     lifecycle(Client::new(NatsTransport::new(client))).await;
+    let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    guidance_recomputed_once(&log).await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -387,10 +433,18 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
     let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = docket_services::register_local(&bus, executor(log).await, clock(), stopped);
+    let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
+    let background = docket_services::register_local(
+        &bus,
+        executor(log.clone()).await,
+        checkpoints,
+        clock(),
+        stopped,
+    );
     lifecycle(Client::new(bus.clone())).await;
+    guidance_recomputed_once(&log).await;
     // Notification has no commands: nothing answers there.
     assert_eq!(Service::Notification.commands().count(), 0);
     stop.send(true).unwrap();
-    scheduler.await.unwrap().unwrap();
+    background.finish().await.unwrap();
 }

@@ -10,7 +10,7 @@ use docket_bus::{LocalBus, Service};
 use docket_domain::policy::PolicySet;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
-use docket_log::EventLog;
+use docket_log::{AnyCheckpoints, EventLog};
 use docket_service::clock::{SharedClock, SystemClock};
 use docket_service::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
@@ -45,6 +45,7 @@ impl WebhookArgs {
 fn notifications<L: EventLog + Clone + Send + Sync + 'static>(
     webhook: &WebhookArgs,
     log: L,
+    checkpoints: AnyCheckpoints,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), docket_notify::NotifyError>>>> {
     let Some(config) = webhook.config()? else {
@@ -55,6 +56,7 @@ fn notifications<L: EventLog + Clone + Send + Sync + 'static>(
     Ok(Some(tokio::spawn(docket_notify::run(
         config,
         log,
+        checkpoints,
         clock(),
         shutdown,
     ))))
@@ -164,22 +166,33 @@ fn service_named(name: &str) -> Result<Service> {
     })
 }
 
-async fn jetstream(url: &str, replicas: usize) -> Result<JetStreamLog> {
+/// The log on JetStream, and the checkpoint bucket beside it.
+async fn jetstream(url: &str, replicas: usize) -> Result<(JetStreamLog, AnyCheckpoints)> {
     let config = JetStreamConfig {
         replicas,
         ..JetStreamConfig::default()
     };
-    JetStreamLog::connect_url(url, config)
+    let log = JetStreamLog::connect_url(url, config)
         .await
-        .with_context(|| format!("opening the log on JetStream at {url}"))
+        .with_context(|| format!("opening the log on JetStream at {url}"))?;
+    let checkpoints = log
+        .checkpoints()
+        .await
+        .context("opening the checkpoint bucket")?;
+    Ok((log, AnyCheckpoints::Kv(Box::new(checkpoints))))
 }
 
 /// `docket up`.
 pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     if let Some(url) = &args.nats {
-        let log = jetstream(url, args.replicas).await?;
-        let notify = notifications(&args.webhook, log.clone(), shutdown.clone())?;
+        let (log, checkpoints) = jetstream(url, args.replicas).await?;
+        let notify = notifications(
+            &args.webhook,
+            log.clone(),
+            checkpoints.clone(),
+            shutdown.clone(),
+        )?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -188,6 +201,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 service,
                 client,
                 ex.clone(),
+                checkpoints.clone(),
                 clock(),
                 shutdown.clone(),
             )));
@@ -202,10 +216,20 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let log = FileLog::open(FileLogConfig::new(&args.data_dir))
         .await
         .with_context(|| format!("opening the log in {}", args.data_dir.display()))?;
-    let notify = notifications(&args.webhook, log.clone(), shutdown.clone())?;
+    let checkpoints = AnyCheckpoints::File(
+        log.checkpoints()
+            .context("opening the checkpoints directory")?,
+    );
+    let notify = notifications(
+        &args.webhook,
+        log.clone(),
+        checkpoints.clone(),
+        shutdown.clone(),
+    )?;
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
-    let scheduler = docket_services::register_local(&bus, ex, clock(), shutdown.clone());
+    let background =
+        docket_services::register_local(&bus, ex, checkpoints, clock(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -222,9 +246,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         })
         .await
         .context("serving HTTP")?;
-    scheduler
-        .await
-        .context("the deadline scheduler panicked")??;
+    background.finish().await?;
     finish_notifications(notify).await?;
     log.close().await?;
     Ok(())
@@ -234,7 +256,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
 pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let service = service_named(&args.service)?;
     let shutdown = shutdown_signal();
-    let log = jetstream(&args.nats, args.replicas).await?;
+    let (log, checkpoints) = jetstream(&args.nats, args.replicas).await?;
     if service == Service::Notification {
         if args.webhook.webhook_url.is_none() {
             bail!("docket serve notification needs --webhook-url and DOCKET_WEBHOOK_SECRET");
@@ -252,7 +274,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             "docket: serving notification over NATS at {}; Ctrl-C stops",
             args.nats
         );
-        let task = notifications(&args.webhook, log, shutdown)?;
+        let task = notifications(&args.webhook, log, checkpoints, shutdown)?;
         finish_notifications(task).await?;
         handle.stop().await?;
         return Ok(());
@@ -263,6 +285,6 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         "docket: serving {service} over NATS at {}; Ctrl-C stops",
         args.nats
     );
-    docket_services::run_nats(service, client, ex, clock(), shutdown).await?;
+    docket_services::run_nats(service, client, ex, checkpoints, clock(), shutdown).await?;
     Ok(())
 }

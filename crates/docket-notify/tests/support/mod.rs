@@ -9,7 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_log::EventLog;
+use docket_log::file::FileLog;
+use docket_log::jetstream::JetStreamLog;
+use docket_log::{AnyCheckpoints, Checkpoints, EventLog};
 use docket_notify::events::NotificationEvent;
 use docket_notify::{NotifyConfig, NotifyError};
 use docket_service::clock::SystemClock;
@@ -36,15 +38,40 @@ pub struct Running {
     task: JoinHandle<Result<(), NotifyError>>,
 }
 
-/// Starts the service on `log`.
-pub fn start<L: EventLog + Clone + Send + Sync + 'static>(log: L, config: NotifyConfig) -> Running {
+/// A log with the checkpoint store of its deployment.
+pub trait TestLog: EventLog + Clone + Send + Sync + 'static {
+    /// The checkpoint store beside the log.
+    fn store(&self) -> impl Future<Output = AnyCheckpoints> + Send;
+}
+
+impl TestLog for FileLog {
+    async fn store(&self) -> AnyCheckpoints {
+        AnyCheckpoints::File(self.checkpoints().unwrap())
+    }
+}
+
+impl TestLog for JetStreamLog {
+    async fn store(&self) -> AnyCheckpoints {
+        AnyCheckpoints::Kv(Box::new(self.checkpoints().await.unwrap()))
+    }
+}
+
+/// The notification service's stored checkpoint.
+pub async fn checkpoint<L: TestLog>(log: &L) -> Option<u64> {
+    log.store()
+        .await
+        .load(docket_notify::NOTIFY_CONSUMER)
+        .await
+        .unwrap()
+}
+
+/// Starts the service on `log`, with the checkpoint store beside it.
+pub fn start<L: TestLog>(log: L, config: NotifyConfig) -> Running {
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(docket_notify::run(
-        config,
-        log,
-        Arc::new(SystemClock),
-        shutdown,
-    ));
+    let task = tokio::spawn(async move {
+        let checkpoints = log.store().await;
+        docket_notify::run(config, log, checkpoints, Arc::new(SystemClock), shutdown).await
+    });
     Running { stop, task }
 }
 

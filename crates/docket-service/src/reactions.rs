@@ -1,0 +1,189 @@
+//! Reactions: work a service does because of a commit rather than because of a request. Each
+//! follows the log from its stored checkpoint ([`docket_log::Checkpoints`]) and makes its effect
+//! with an idempotency key derived from the causing commit, so a service killed at any point and
+//! restarted neither loses an effect (the checkpoint is saved only after the effects before it
+//! are in the log) nor repeats one (the key makes a second attempt a no-op).
+//!
+//! The assessment service's reaction: when a record is attached to a case, or a source marked
+//! unavailable, after its factors were assessed, the guidance is recomputed under the policy in
+//! force ([`run_guidance_reaction`]).
+
+use std::time::{Duration, Instant};
+
+use docket_domain::case::{Case, CaseCommand};
+use docket_log::{AnyCheckpoints, Checkpoints, EventLog, RecordedCommit};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::deadlines::system_actor;
+use crate::executor::{ExecError, Executor};
+
+/// The checkpoint name of the guidance reaction.
+pub const GUIDANCE_CONSUMER: &str = "assessment-guidance";
+
+/// How often a moving checkpoint is saved: a restart redoes at most this much work, which the
+/// idempotency keys turn into no-ops.
+pub(crate) const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+/// A consumer's checkpoint, saved at most every [`SAVE_EVERY`] while it moves and at once on
+/// [`Checkpoint::flush`].
+#[derive(Debug)]
+pub struct Checkpoint {
+    store: AnyCheckpoints,
+    consumer: &'static str,
+    saved: u64,
+    position: u64,
+    last_save: Instant,
+}
+
+impl Checkpoint {
+    /// Loads the consumer's checkpoint (0 if it never saved one).
+    pub async fn load(store: AnyCheckpoints, consumer: &'static str) -> Result<Self, ExecError> {
+        let saved = store.load(consumer).await?.unwrap_or(0);
+        Ok(Checkpoint {
+            store,
+            consumer,
+            saved,
+            position: saved,
+            last_save: Instant::now(),
+        })
+    }
+
+    /// The position everything up to which is done.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Whether a position is done but not yet saved.
+    pub fn dirty(&self) -> bool {
+        self.position > self.saved
+    }
+
+    /// Marks everything up to `position` done; saves if the last save is old enough.
+    pub async fn advance(&mut self, position: u64) -> Result<(), ExecError> {
+        self.position = self.position.max(position);
+        if self.dirty() && self.last_save.elapsed() >= SAVE_EVERY {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the position now, if it moved.
+    pub async fn flush(&mut self) -> Result<(), ExecError> {
+        if self.dirty() {
+            self.store.save(self.consumer, self.position).await?;
+            self.saved = self.position;
+            tracing::trace!(
+                consumer = self.consumer,
+                position = self.position,
+                "checkpoint saved"
+            );
+        }
+        self.last_save = Instant::now();
+        Ok(())
+    }
+}
+
+/// Whether a commit changes a case's record.
+fn changes_record(commit: &RecordedCommit) -> bool {
+    commit.commit.stream.kind() == "case"
+        && commit.commit.events.iter().any(|e| {
+            matches!(
+                e.type_name.as_str(),
+                "case.record_attached" | "case.source_unavailable"
+            )
+        })
+}
+
+/// Runs the guidance reaction until `shutdown` turns true: for every commit after the checkpoint
+/// that attaches a record to, or marks a source unavailable on, a case whose factors are
+/// assessed, records `case.guidance_recomputed` (idempotency key `guidance-recomputed-<position>`).
+pub async fn run_guidance_reaction<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    let mut checkpoint = Checkpoint::load(checkpoints, GUIDANCE_CONSUMER).await?;
+    let mut feed = executor.log().subscribe(checkpoint.position()).await?;
+    tracing::info!(
+        consumer = GUIDANCE_CONSUMER,
+        from = checkpoint.position(),
+        "guidance reaction following the log"
+    );
+    let result = loop {
+        if *shutdown.borrow() {
+            break Ok(());
+        }
+        let commit = tokio::select! {
+            _ = shutdown.changed() => continue,
+            () = tokio::time::sleep(SAVE_EVERY), if checkpoint.dirty() => {
+                checkpoint.flush().await?;
+                continue;
+            }
+            next = feed.next() => match next {
+                Some(Ok(commit)) => commit,
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(ExecError::Stopped("the log subscription ended".into())),
+            },
+        };
+        if changes_record(&commit) {
+            if let Err(e) = recompute(&executor, &clock, &commit).await {
+                break Err(e);
+            }
+        }
+        checkpoint.advance(commit.position).await?;
+    };
+    checkpoint.flush().await?;
+    result
+}
+
+/// Recomputes one case's guidance because of `commit`, if the record changed since the factors
+/// were assessed or the guidance last recomputed (a burst of changes is covered by one
+/// recomputation: the later ones find the guidance current).
+async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: &Executor<L>,
+    clock: &SharedClock,
+    commit: &RecordedCommit,
+) -> Result<(), ExecError> {
+    let stream = commit.commit.stream.as_str();
+    // The world decides; let it see the causing commit first.
+    executor
+        .world()
+        .wait_applied(commit.position, executor.config().catch_up_timeout)
+        .await?;
+    let assessed = {
+        let view = executor.world().read();
+        let (_, case) = view.get::<Case>(stream);
+        case.guidance_outdated && !case.closed
+    };
+    if !assessed {
+        return Ok(());
+    }
+    let id = commit.commit.stream.id();
+    let key = format!("guidance-recomputed-{}", commit.position);
+    match executor
+        .execute::<Case>(
+            id,
+            &CaseCommand::RecomputeGuidance,
+            system_actor(),
+            Some(key),
+            clock.now(),
+        )
+        .await
+    {
+        Ok(done) => {
+            if !done.duplicate {
+                tracing::info!(case = id, cause = commit.position, "guidance recomputed");
+            }
+            Ok(())
+        }
+        // Closed meanwhile, or the like: nothing to recompute.
+        Err(ExecError::Rejected(r)) => {
+            tracing::debug!(case = id, code = r.code(), "guidance not recomputed");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
