@@ -85,6 +85,27 @@ pub fn idempotency_key(headers: &Headers) -> Result<Option<String>, BusError> {
     }
 }
 
+/// Reads the optional causal position ([`headers::AFTER`]): one decimal number from 1 up;
+/// anything else is a `bad_request`.
+pub fn after(headers: &Headers) -> Result<Option<u64>, BusError> {
+    let mut values = headers.get_all(headers::AFTER);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let problem = if values.next().is_some() {
+        "given more than once"
+    } else {
+        match value.trim().parse::<u64>() {
+            Ok(position) if position > 0 => return Ok(Some(position)),
+            _ => "must be a log position: a whole number from 1 up",
+        }
+    };
+    Err(
+        BusError::bad_request(format!("bad {} header: {problem}", headers::AFTER))
+            .with_details(json!({ "header": headers::AFTER, "problem": problem })),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +147,32 @@ mod tests {
         let mut twice = with_actor(&format!("{PERSON}/officer"));
         twice.append(headers::ACTOR, format!("{PERSON}/supervisor"));
         assert_eq!(authenticate(&twice).unwrap_err().code, codes::BAD_ACTOR);
+    }
+
+    #[test]
+    fn causal_positions_are_checked() {
+        assert_eq!(after(&Headers::new()).unwrap(), None);
+        let ok = Headers::new().with(headers::AFTER, "42");
+        assert_eq!(after(&ok).unwrap(), Some(42));
+        for bad in ["0", "-1", "x", "", "1.5", "99999999999999999999999"] {
+            let h = Headers::new().with(headers::AFTER, bad);
+            assert_eq!(after(&h).unwrap_err().code, codes::BAD_REQUEST, "{bad:?}");
+        }
+        let twice = Headers::new()
+            .with(headers::AFTER, "1")
+            .tap_append(headers::AFTER, "2");
+        assert_eq!(after(&twice).unwrap_err().code, codes::BAD_REQUEST);
+    }
+
+    trait TapAppend {
+        fn tap_append(self, name: &str, value: &str) -> Self;
+    }
+
+    impl TapAppend for Headers {
+        fn tap_append(mut self, name: &str, value: &str) -> Self {
+            self.append(name, value);
+            self
+        }
     }
 
     #[test]

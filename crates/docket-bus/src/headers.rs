@@ -8,6 +8,10 @@ pub const ACTOR: &str = "Docket-Actor";
 /// Optional: 1 to 128 printable ASCII characters naming one attempt of a command, so that a
 /// retry is answered with the original result.
 pub const IDEMPOTENCY_KEY: &str = "Docket-Idempotency-Key";
+/// Optional: a log position, usually the `position` of an earlier reply. The service decides the
+/// command only once it has read the log up to there, so the command sees the caller's earlier
+/// writes even when another service made them (read your writes across services).
+pub const AFTER: &str = "Docket-After";
 /// On every reply: `ok` (the body is a `CommandReply`) or `error` (the body is an error).
 pub const STATUS: &str = "Docket-Status";
 /// On error replies: the error's message (the NATS micro service convention).

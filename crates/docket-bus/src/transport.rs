@@ -34,6 +34,8 @@ pub struct BusRequest {
     pub actor: Actor,
     /// The caller's idempotency key, if it sent one.
     pub idempotency_key: Option<String>,
+    /// The log position the service must have read before deciding ([`headers::AFTER`]).
+    pub after: Option<u64>,
     /// The request's encoding; the reply uses the same.
     pub content_type: ContentType,
 }
@@ -191,12 +193,14 @@ fn prepare(
     }
     let actor = actor::authenticate(headers)?;
     let idempotency_key = actor::idempotency_key(headers)?;
+    let after = actor::after(headers)?;
     let command = codec::decode_command(kind, content_type, body)?;
     Ok(BusRequest {
         kind,
         command,
         actor,
         idempotency_key,
+        after,
         content_type,
     })
 }
@@ -262,12 +266,29 @@ impl<T: Transport> Client<T> {
         content_type: ContentType,
         idempotency_key: Option<&str>,
     ) -> Result<CommandReply, BusError> {
+        self.send_after(actor, command, content_type, idempotency_key, None)
+            .await
+    }
+
+    /// Like [`Client::send`], decided only once the service has read the log up to `after`
+    /// (usually the `position` of an earlier reply): read your writes across services.
+    pub async fn send_after(
+        &self,
+        actor: &Actor,
+        command: &DomainCommand,
+        content_type: ContentType,
+        idempotency_key: Option<&str>,
+        after: Option<u64>,
+    ) -> Result<CommandReply, BusError> {
         let (kind, body) = codec::encode_command(command, content_type)?;
         let mut headers = Headers::new()
             .with(headers::CONTENT_TYPE, content_type.as_str())
             .with(headers::ACTOR, actor::actor_header(actor));
         if let Some(key) = idempotency_key {
             headers.insert(headers::IDEMPOTENCY_KEY, key);
+        }
+        if let Some(after) = after {
+            headers.insert(headers::AFTER, after.to_string());
         }
         let subject = crate::catalogue::subject(kind);
         self.transport

@@ -37,6 +37,7 @@ fn the_api_doc_lists_every_queue_group_header_and_code() {
         h::CONTENT_TYPE,
         h::ACTOR,
         h::IDEMPOTENCY_KEY,
+        h::AFTER,
         h::STATUS,
         h::NATS_SERVICE_ERROR,
         h::NATS_SERVICE_ERROR_CODE,

@@ -79,6 +79,9 @@ pub enum ExecError {
     /// An event could not be encoded or decoded.
     #[error("event codec: {0}")]
     Codec(String),
+    /// The request asked for something impossible (a position past the log's head).
+    #[error("bad request: {0}")]
+    BadRequest(String),
 }
 
 impl ExecError {
@@ -91,6 +94,7 @@ impl ExecError {
             ExecError::Log(LogError::Invalid { .. }) => "invalid",
             ExecError::Log(_) | ExecError::Unavailable(_) => "unavailable",
             ExecError::Stopped(_) | ExecError::Codec(_) => "internal",
+            ExecError::BadRequest(_) => "bad_request",
         }
     }
 }

@@ -23,15 +23,37 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
         CommandHandler { executor, clock }
     }
 
+    /// Waits until the world has read the log up to `after` (the caller's `Docket-After`);
+    /// a position the log has not reached is the caller's mistake.
+    async fn read_up_to(&self, after: u64) -> Result<(), ExecError> {
+        let world = self.executor.world();
+        if world.applied() >= after {
+            return Ok(());
+        }
+        let head = self.executor.log().head().await?;
+        if after > head {
+            return Err(ExecError::BadRequest(format!(
+                "Docket-After names position {after}, but the log ends at {head}"
+            )));
+        }
+        world
+            .wait_applied(after, self.executor.config().catch_up_timeout)
+            .await
+    }
+
     async fn execute(&self, request: BusRequest) -> Result<Executed, ExecError> {
         let BusRequest {
             command,
             actor,
             idempotency_key: key,
+            after,
             ..
         } = request;
-        let now = self.clock.now();
         let ex = &self.executor;
+        if let Some(after) = after {
+            self.read_up_to(after).await?;
+        }
+        let now = self.clock.now();
         match command {
             DomainCommand::Case { case, command } => {
                 ex.execute::<Case>(&case.to_string(), &command, actor, key, now)
@@ -65,6 +87,7 @@ pub(crate) fn bus_error(error: ExecError) -> BusError {
         ExecError::Log(e) => e.into(),
         ExecError::Conflict { .. } => BusError::new(codes::CONFLICT, error.to_string()),
         ExecError::Unavailable(_) => BusError::unavailable(error.to_string()),
+        ExecError::BadRequest(message) => BusError::bad_request(message),
         ExecError::Stopped(_) | ExecError::Codec(_) => {
             tracing::error!(error = %error, "command failed inside the service");
             BusError::internal(error.to_string())

@@ -361,6 +361,54 @@ async fn lifecycle<T: Transport>(client: Client<T>) {
     assert_eq!(forbidden.code, codes::FORBIDDEN);
 }
 
+/// `Docket-After`: a position the log has not reached is a `bad_request`; a reached one (the
+/// reply to a write made through intake) lets the next command, to another service, go through.
+async fn read_your_writes<T: Transport, L: EventLog>(client: &Client<T>, log: &L) {
+    let fod = who(FOD, Role::FieldOfficeDirector);
+    let person = PersonId(Uuid::new_v4());
+    let register = DomainCommand::officer(
+        person,
+        OfficerCommand::Register {
+            person,
+            office: FieldOffice::Sea,
+            role: Role::Officer,
+        },
+    );
+    let head = log.head().await.unwrap();
+    let beyond = client
+        .send_after(&fod, &register, ContentType::Json, None, Some(head + 1_000))
+        .await
+        .unwrap_err();
+    assert_eq!(beyond.code, "bad_request", "{beyond:?}");
+    assert!(
+        beyond.message.contains("Docket-After"),
+        "{}",
+        beyond.message
+    );
+    let registered = client
+        .send_after(&fod, &register, ContentType::Json, None, Some(head))
+        .await
+        .unwrap();
+    let training = DomainCommand::officer(
+        person,
+        OfficerCommand::CompleteTraining {
+            policy_version: "2021-09-30".into(),
+            module: "web-based".into(),
+            completed_on: NaiveDate::from_ymd_opt(2021, 11, 20).unwrap(),
+        },
+    );
+    client
+        .send_after(
+            &fod,
+            &training,
+            ContentType::Postcard,
+            None,
+            Some(registered.position),
+        )
+        .await
+        .unwrap();
+}
+
 /// Waits until the log holds exactly one `case.guidance_recomputed` (the lifecycle's late record
 /// caused it) and checks that no second one follows.
 async fn guidance_recomputed_once<L: EventLog>(log: &L) {
@@ -421,6 +469,10 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     guidance_recomputed_once(&log).await;
+    let client = docket_bus::connect(&server.url(), "test-client-2")
+        .await
+        .unwrap();
+    read_your_writes(&Client::new(NatsTransport::new(client)), &log).await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -443,6 +495,7 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
     );
     lifecycle(Client::new(bus.clone())).await;
     guidance_recomputed_once(&log).await;
+    read_your_writes(&Client::new(bus.clone()), &log).await;
     // Notification has no commands: nothing answers there.
     assert_eq!(Service::Notification.commands().count(), 0);
     stop.send(true).unwrap();

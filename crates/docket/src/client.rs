@@ -58,6 +58,10 @@ pub(crate) struct SendOptions {
     /// Idempotency key: send the same one again to retry safely.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Decide only once the service has read the log up to this position (the `position` of an
+    /// earlier reply), so the command sees that earlier write even if another service made it.
+    #[arg(long, value_name = "POSITION")]
+    after: Option<u64>,
     /// Send over NATS (comma-separated URLs) instead of HTTP.
     #[arg(long, env = "DOCKET_NATS", conflicts_with = "http")]
     nats: Option<String>,
@@ -129,6 +133,9 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
         .with(headers::ACTOR, options.actor.clone());
     if let Some(key) = &options.idempotency_key {
         request_headers.insert(headers::IDEMPOTENCY_KEY, key.clone());
+    }
+    if let Some(after) = options.after {
+        request_headers.insert(headers::AFTER, after.to_string());
     }
     let subject = docket_bus::subject(kind);
     let reply = match &options.nats {

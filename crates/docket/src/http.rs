@@ -19,10 +19,11 @@ pub(crate) fn router(bus: LocalBus) -> Router {
 }
 
 /// Request headers passed on to the bus.
-const FORWARDED: [&str; 3] = [
+const FORWARDED: [&str; 4] = [
     headers::CONTENT_TYPE,
     headers::ACTOR,
     headers::IDEMPOTENCY_KEY,
+    headers::AFTER,
 ];
 
 async fn command(

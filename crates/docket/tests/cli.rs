@@ -58,6 +58,20 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
     );
     assert!(ok, "{reply}");
     assert_eq!(reply["events"][0], "officer.registered");
+    // Docket-After past the log's head is the caller's mistake, said clearly.
+    let out = Command::new(DOCKET)
+        .args(["send", "officer.register", "--as", fod, "--http", &url])
+        .args(["--after", "999999", "--set", &format!("person={person}")])
+        .args(["--set", "office=NYC", "--set", "role=officer"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let refused: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        refused["code"] == "bad_request" || stderr.contains("bad_request"),
+        "{refused} {stderr}"
+    );
     let position = reply["position"].as_u64().unwrap();
     // A refused command: structured error, non-zero exit, the system keeps serving.
     let (ok, reply) = send(
@@ -161,6 +175,12 @@ fn sigterm_stops_docket_up_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "docket up exited with {exit}");
+    // The reactions saved their checkpoints beside the segments on the way out.
+    for consumer in ["review-deadlines", "assessment-guidance"] {
+        let saved = std::fs::read_to_string(dir.path().join("checkpoints").join(consumer))
+            .unwrap_or_else(|e| panic!("checkpoint {consumer}: {e}"));
+        assert!(saved.trim().parse::<u64>().unwrap() >= 1, "{consumer}: {saved:?}");
+    }
     // The data directory is released and intact.
     let (child, url) = up(dir.path());
     let (ok, reply) = send(
