@@ -179,7 +179,10 @@ fn sigterm_stops_docket_up_cleanly() {
     for consumer in ["review-deadlines", "assessment-guidance"] {
         let saved = std::fs::read_to_string(dir.path().join("checkpoints").join(consumer))
             .unwrap_or_else(|e| panic!("checkpoint {consumer}: {e}"));
-        assert!(saved.trim().parse::<u64>().unwrap() >= 1, "{consumer}: {saved:?}");
+        assert!(
+            saved.trim().parse::<u64>().unwrap() >= 1,
+            "{consumer}: {saved:?}"
+        );
     }
     // The data directory is released and intact.
     let (child, url) = up(dir.path());
