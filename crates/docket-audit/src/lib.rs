@@ -1,0 +1,8 @@
+//! Docket's accountability, as `../shared/DESIGN.md` ("Accountability") describes it: a Merkle tree
+//! over the commits in log order ([`tree`]), and what is built on it.
+//!
+//! This crate is being built (issue 5); what is here is tested and used as it stands.
+
+pub mod tree;
+
+pub use tree::{leaf_hash, Hash, Tree, TreeError};

@@ -1,0 +1,2 @@
+//! The one integration-test binary of `docket-audit`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
