@@ -3,6 +3,8 @@
 //!
 //! This crate is being built (issue 5); what is here is tested and used as it stands.
 
+pub mod note;
 pub mod tree;
 
+pub use note::{Checkpoint, CheckpointSigner, CheckpointVerifier, NoteError, SignedCheckpoint};
 pub use tree::{leaf_hash, Hash, Tree, TreeError};
