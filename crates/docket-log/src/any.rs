@@ -24,6 +24,17 @@ impl AnyLog {
             AnyLog::JetStream(l) => crate::AnyCheckpoints::Kv(Box::new(l.checkpoints().await?)),
         })
     }
+
+    /// The audit records (signed checkpoints), stored with the deployment: files in `audit/`
+    /// inside the data directory, or the JetStream stream `DOCKET_AUDIT`.
+    pub async fn audit_records(&self) -> Result<crate::AnyRecords> {
+        Ok(match self {
+            AnyLog::File(l) => crate::AnyRecords::File(l.audit_records()?),
+            AnyLog::JetStream(l) => {
+                crate::AnyRecords::JetStream(Box::new(l.audit_records().await?))
+            }
+        })
+    }
 }
 
 impl EventLog for AnyLog {

@@ -375,6 +375,17 @@ impl JetStreamLog {
         crate::checkpoint::KvCheckpoints::open(&self.inner.js, self.inner.config.replicas).await
     }
 
+    /// The audit records (signed checkpoints): the stream
+    /// [`DEFAULT_AUDIT_STREAM`](crate::records::DEFAULT_AUDIT_STREAM) on the log's connection,
+    /// created with the log's replica count if missing.
+    pub async fn audit_records(&self) -> Result<crate::records::JetStreamRecords> {
+        let config = crate::records::JetStreamRecordsConfig {
+            replicas: self.inner.config.replicas,
+            ..Default::default()
+        };
+        crate::records::JetStreamRecords::open(&self.inner.js, config).await
+    }
+
     /// The underlying NATS client.
     pub fn client(&self) -> &async_nats::Client {
         &self.inner.client

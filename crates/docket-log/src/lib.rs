@@ -14,6 +14,7 @@ pub mod commit;
 mod error;
 pub mod file;
 pub mod jetstream;
+pub mod records;
 
 use std::future::Future;
 
@@ -24,6 +25,7 @@ pub use commit::{
     StreamLink, MAX_COMMIT_BYTES,
 };
 pub use error::{LogError, Result};
+pub use records::{AnyRecords, Records};
 
 /// A live feed of commits in log order: first the catch-up from the requested position, then new
 /// commits as they are acknowledged, with no gap and no duplicate in between.

@@ -6,3 +6,4 @@ mod conformance;
 mod file_backend;
 mod golden;
 mod jetstream_backend;
+mod records;

@@ -4,7 +4,6 @@
 //! index under a short read lock and then read the segment files with positioned reads, so they
 //! run concurrently with the writer and never see a commit before it is durable.
 
-pub mod export;
 mod segment;
 mod writer;
 
@@ -272,6 +271,11 @@ impl FileLog {
     /// The reactions' checkpoints, in `checkpoints/` inside the data directory.
     pub fn checkpoints(&self) -> Result<crate::checkpoint::FileCheckpoints> {
         crate::checkpoint::FileCheckpoints::open(self.shared.dir.join("checkpoints"))
+    }
+
+    /// The audit records (signed checkpoints), in `audit/` inside the data directory.
+    pub fn audit_records(&self) -> Result<crate::records::FileRecords> {
+        crate::records::FileRecords::open(self.shared.dir.join("audit"))
     }
 
     /// Finishes queued appends, stops the writer and releases the directory. Appends after this
