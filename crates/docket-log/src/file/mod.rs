@@ -4,6 +4,7 @@
 //! index under a short read lock and then read the segment files with positioned reads, so they
 //! run concurrently with the writer and never see a commit before it is durable.
 
+pub mod export;
 mod segment;
 mod writer;
 
