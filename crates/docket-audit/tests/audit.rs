@@ -1,2 +1,5 @@
 //! The one integration-test binary of `docket-audit`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod export_verify;
+mod tamper;
