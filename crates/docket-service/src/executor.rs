@@ -99,12 +99,17 @@ impl ExecError {
     }
 }
 
+/// Stripes of the per-stream lock: commands on one stream in one process take turns instead of
+/// racing each other to a conflict; commands on other streams rarely share a stripe.
+const STREAM_LOCK_STRIPES: usize = 256;
+
 /// Decides commands and appends their events. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Executor<L> {
     log: L,
     world: World,
     config: Arc<ExecutorConfig>,
+    stream_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
@@ -114,6 +119,11 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             log,
             world,
             config: Arc::new(config),
+            stream_locks: Arc::new(
+                (0..STREAM_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
         }
     }
 
@@ -143,6 +153,17 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
         now: DateTime<Utc>,
     ) -> Result<Executed, ExecError> {
         let stream = StreamId::new(format!("{}/{id}", A::KIND))?;
+        // Only other processes can now race this command on its stream.
+        let stripe = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            stream.as_str().hash(&mut hasher);
+            usize::try_from(hasher.finish() % STREAM_LOCK_STRIPES as u64).unwrap_or(0)
+        };
+        let _turn = match self.stream_locks.get(stripe) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let mut attempts = 0;
         let mut caught_up = false;
         loop {
