@@ -3,13 +3,22 @@
 //!
 //! This crate is being built (issue 5); what is here is tested and used as it stands.
 
+pub mod checkpointer;
+mod error;
 pub mod export;
 pub mod note;
+pub mod persist;
+pub mod receipt;
 pub mod rules;
+pub mod store;
 pub mod tree;
 pub mod verify;
 
+pub use checkpointer::{Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus};
+pub use error::AuditError;
 pub use export::{export, ExportError, ExportSummary, Manifest};
 pub use note::{Checkpoint, CheckpointSigner, CheckpointVerifier, NoteError, SignedCheckpoint};
+pub use receipt::{verify_receipt, Receipt, VerifiedReceipt};
+pub use store::{CheckpointStore, StoredCheckpoint};
 pub use tree::{leaf_hash, Hash, Tree, TreeError};
 pub use verify::{verify, verify_with_tree, Failure, Report, VerifyOptions};
