@@ -1,6 +1,7 @@
 //! `docket`: runs Docket (`up`, `serve`), sends commands to a running system, and runs the
 //! benchmarks. `main` only parses flags, sets up logging and calls into the libraries.
 
+mod audit;
 mod client;
 mod demo;
 mod http;
@@ -46,6 +47,9 @@ enum Command {
     /// hundreds of cases, decisions, approvals, G-28s, reviews at both tiers) and prints a
     /// summary.
     Demo(demo::DemoArgs),
+    /// The auditor's tools: keys for signed checkpoints.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
     #[command(subcommand)]
     Bench(Bench),
@@ -91,6 +95,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Demo(args) => demo::demo(args).await,
+            Command::Audit(command) => audit::run(command),
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
         }

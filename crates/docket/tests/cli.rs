@@ -203,3 +203,56 @@ fn sigterm_stops_docket_up_cleanly() {
     );
     stop(child);
 }
+
+#[test]
+fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(DOCKET)
+        .args([
+            "audit",
+            "keygen",
+            "--origin",
+            "docket.test/log",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vkey = printed["vkey"].as_str().unwrap();
+    assert!(vkey.starts_with("docket.test/log+"), "{vkey}");
+    let skey = std::fs::read_to_string(dir.path().join("checkpoint.key")).unwrap();
+    assert!(skey.starts_with("PRIVATE+KEY+docket.test/log+"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("checkpoint.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the secret key is private: {mode:o}");
+    }
+    let written = std::fs::read_to_string(dir.path().join("checkpoint.vkey")).unwrap();
+    assert_eq!(written.trim(), vkey);
+    let signer = docket_audit::CheckpointSigner::new(&skey).unwrap();
+    let signed = signer.sign(7, docket_audit::leaf_hash(b"x")).unwrap();
+    let opened = docket_audit::CheckpointVerifier::new(vkey)
+        .unwrap()
+        .open(&signed.note)
+        .unwrap();
+    assert_eq!(opened.checkpoint.size, 7);
+    // A second run does not replace the key.
+    let again = Command::new(DOCKET)
+        .args(["audit", "keygen", "--origin", "docket.test/log", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
