@@ -6,6 +6,7 @@
 pub mod checkpointer;
 mod error;
 pub mod export;
+pub mod inspect;
 pub mod note;
 pub mod persist;
 pub mod receipt;

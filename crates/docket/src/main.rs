@@ -47,7 +47,8 @@ enum Command {
     /// hundreds of cases, decisions, approvals, G-28s, reviews at both tiers) and prints a
     /// summary.
     Demo(demo::DemoArgs),
-    /// The auditor's tools: keys for signed checkpoints.
+    /// The auditor's tools: checkpoint keys, timelines, replay as of a time, decision
+    /// consistency.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
@@ -95,7 +96,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Demo(args) => demo::demo(args).await,
-            Command::Audit(command) => audit::run(command),
+            Command::Audit(command) => audit::run(command).await,
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
         }
