@@ -371,6 +371,7 @@ impl<L: EventLog, R: Records> Running<L, R> {
             self.config.every,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut requests_open = true;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -392,13 +393,15 @@ impl<L: EventLog, R: Records> Running<L, R> {
                     self.push(&batch).await?;
                     self.after_growth().await?;
                 }
-                request = self.requests.recv() => {
+                request = self.requests.recv(), if requests_open => {
                     if let Some(request) = request {
                         self.waiting.push(request);
                         while let Ok(more) = self.requests.try_recv() {
                             self.waiting.push(more);
                         }
                         self.serve_waiting().await?;
+                    } else {
+                        requests_open = false;
                     }
                 }
                 _ = tick.tick() => {
