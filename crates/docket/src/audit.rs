@@ -22,6 +22,68 @@ pub(crate) enum AuditCommand {
     /// Re-evaluates every decision under the policy version in force at its time and lists
     /// departures from guidance, with and without approval, by office and by officer.
     Consistency(ConsistencyArgs),
+    /// Exports the whole log (or up to a position) with every signed checkpoint into a
+    /// self-contained file set: `segments/` (the segment format of docs/log-format.md),
+    /// `checkpoints/` and `MANIFEST.json`.
+    Export(ExportArgs),
+    /// Verifies an export offline: checksums, hash chains, the Merkle root at every checkpoint
+    /// and its signature, consistency between checkpoints, and the process rules. Exits 1 and
+    /// names the first bad position and the rule that failed.
+    Verify(VerifyArgs),
+    /// Checks a receipt (from a review request's or a decision's reply) against the public key,
+    /// and optionally against a later checkpoint, without the log.
+    VerifyReceipt(VerifyReceiptArgs),
+}
+
+/// Options of `docket audit export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The new (or empty) directory to write the file set into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Export commits up to this position only (default: the whole log).
+    #[arg(long)]
+    upto: Option<u64>,
+    #[command(flatten)]
+    source: Source,
+}
+
+/// Options of `docket audit verify`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The exported directory.
+    dir: PathBuf,
+    /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
+    #[arg(long)]
+    vkey: String,
+    /// Skip the process rules (checksums, chains and checkpoints only).
+    #[arg(long)]
+    no_process_rules: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `docket audit verify-receipt`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyReceiptArgs {
+    /// The receipt: a file holding its JSON (as in a reply's `receipt`) or its tlog-proof text;
+    /// `-` reads standard input.
+    receipt: PathBuf,
+    /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
+    #[arg(long)]
+    vkey: String,
+    /// A later signed checkpoint note (a file) to show the commit is still in the log it
+    /// describes; needs --consistency-proof.
+    #[arg(long, requires = "consistency_proof")]
+    later: Option<PathBuf>,
+    /// The consistency proof from the receipt's checkpoint to the later one: a file of base64
+    /// hashes, one per line (as `GET /api/v1/audit/consistency` gives them).
+    #[arg(long)]
+    consistency_proof: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where the commits come from.
@@ -99,6 +161,15 @@ pub(crate) async fn run(command: AuditCommand) -> Result<()> {
                 docket_audit::inspect::replay(commits, args.as_of, args.subject.as_deref())?;
             print(&args.source, &replay)
         }
+        AuditCommand::Export(args) => export(args).await,
+        AuditCommand::Verify(args) => {
+            if verify(args)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        AuditCommand::VerifyReceipt(args) => verify_receipt(args),
         AuditCommand::Consistency(args) => {
             let commits = commits(&args.source).await?;
             let policies = docket_domain::policy::PolicySet::shipped()
@@ -107,6 +178,147 @@ pub(crate) async fn run(command: AuditCommand) -> Result<()> {
             print(&args.source, &report)
         }
     }
+}
+
+fn read_arg(value: &str) -> Result<String> {
+    match value.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .with_context(|| format!("reading {path}")),
+        None => Ok(value.trim().to_owned()),
+    }
+}
+
+fn read_input(path: &std::path::Path) -> Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+async fn export(args: ExportArgs) -> Result<()> {
+    let log = open(&args.source).await?;
+    let store = docket_audit::CheckpointStore::new(log.audit_records().await?);
+    let notes: Vec<String> = store
+        .all(None)
+        .await?
+        .into_iter()
+        .map(|c| c.signed.note)
+        .collect();
+    let mut last_shown = std::time::Instant::now();
+    let summary = docket_audit::export(&log, &notes, args.upto, &args.out, |done, total| {
+        if last_shown.elapsed() >= std::time::Duration::from_millis(500) || done == total {
+            last_shown = std::time::Instant::now();
+            let percent = if total == 0 { 100 } else { done * 100 / total };
+            eprint!("\rdocket audit export: {done} of {total} commits ({percent}%)");
+        }
+    })
+    .await?;
+    eprintln!();
+    close(log).await?;
+    if args.source.json {
+        let out = serde_json::json!({
+            "dir": summary.dir,
+            "manifest": summary.manifest,
+            "segment_bytes": summary.segment_bytes,
+            "checkpoints_skipped": summary.checkpoints_skipped,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "exported {} commits and {} checkpoints ({} bytes of segments) to {}",
+            summary.manifest.head,
+            summary.manifest.checkpoints,
+            summary.segment_bytes,
+            summary.dir.display()
+        );
+        if summary.checkpoints_skipped > 0 {
+            println!(
+                "{} checkpoints beyond the exported head were left out",
+                summary.checkpoints_skipped
+            );
+        }
+    }
+    Ok(())
+}
+
+fn verify(args: VerifyArgs) -> Result<bool> {
+    let vkey = read_arg(&args.vkey)?;
+    let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
+    let options = docket_audit::VerifyOptions {
+        process_rules: !args.no_process_rules,
+        ..Default::default()
+    };
+    let report = docket_audit::verify(&args.dir, &verifier, &options);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(report.ok)
+}
+
+fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
+    let text = read_input(&args.receipt)?;
+    let receipt: docket_audit::Receipt = if text.trim_start().starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).context("reading the receipt's JSON")?;
+        // A whole reply is accepted too: its `receipt` field is the receipt.
+        let value = value.get("receipt").cloned().unwrap_or(value);
+        serde_json::from_value(value).context("reading the receipt's JSON")?
+    } else {
+        docket_audit::Receipt::from_text(&text)?
+    };
+    let verifier = docket_audit::CheckpointVerifier::new(&read_arg(&args.vkey)?)?;
+    let later = match (&args.later, &args.consistency_proof) {
+        (Some(note), Some(proof)) => {
+            let note = read_input(note)?;
+            let proof = read_input(proof)?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    docket_audit::Hash::parse_hash(l.trim())
+                        .map_err(|e| anyhow::anyhow!("consistency proof: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some((note, proof))
+        }
+        _ => None,
+    };
+    let verified = docket_audit::verify_receipt(
+        &receipt,
+        &verifier,
+        later.as_ref().map(|(n, p)| (n.as_str(), p.as_slice())),
+    )?;
+    if args.json {
+        let out = serde_json::json!({
+            "ok": true,
+            "position": verified.position,
+            "leaf_hash": verified.leaf_hash.to_string(),
+            "commit_hash": verified.commit_hash.to_string(),
+            "checkpoint_size": verified.checkpoint.size,
+            "checkpoint_root": verified.checkpoint.root.to_string(),
+            "later_size": verified.later.as_ref().map(|c| c.size),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "receipt verified: commit {} (leaf {}) is in the log of size {} signed by {}",
+            verified.position,
+            verified.leaf_hash,
+            verified.checkpoint.size,
+            verified.checkpoint.origin
+        );
+        if let Some(later) = &verified.later {
+            println!(
+                "and still in the later log of size {} (consistent)",
+                later.size
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print<T: serde::Serialize + std::fmt::Display>(source: &Source, value: &T) -> Result<()> {
@@ -118,10 +330,9 @@ fn print<T: serde::Serialize + std::fmt::Display>(source: &Source, value: &T) ->
     Ok(())
 }
 
-/// Every commit of the source, in log order.
-async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
-    use docket_log::EventLog;
-    let log = match (&source.data_dir, &source.nats) {
+/// The source's log, opened.
+async fn open(source: &Source) -> Result<docket_log::AnyLog> {
+    Ok(match (&source.data_dir, &source.nats) {
         (Some(dir), _) => {
             let segments = dir.join("segments");
             let dir = if segments.is_dir() {
@@ -149,7 +360,20 @@ async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
                 .with_context(|| format!("opening the log on JetStream at {url}"))?,
         ),
         (None, None) => bail!("give --data-dir DIR or --nats URL"),
-    };
+    })
+}
+
+async fn close(log: docket_log::AnyLog) -> Result<()> {
+    if let docket_log::AnyLog::File(file) = &log {
+        file.close().await?;
+    }
+    Ok(())
+}
+
+/// Every commit of the source, in log order.
+async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
+    use docket_log::EventLog;
+    let log = open(source).await?;
     let mut all: Vec<docket_log::RecordedCommit> = Vec::new();
     loop {
         let after = all.last().map_or(0, |c| c.position);
@@ -159,9 +383,7 @@ async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
         }
         all.extend(batch);
     }
-    if let docket_log::AnyLog::File(file) = &log {
-        file.close().await?;
-    }
+    close(log).await?;
     Ok(all)
 }
 
