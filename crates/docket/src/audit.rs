@@ -211,7 +211,7 @@ async fn export(args: ExportArgs) -> Result<()> {
     let summary = docket_audit::export(&log, &notes, args.upto, &args.out, |done, total| {
         if last_shown.elapsed() >= std::time::Duration::from_millis(500) || done == total {
             last_shown = std::time::Instant::now();
-            let percent = if total == 0 { 100 } else { done * 100 / total };
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
             eprint!("\rdocket audit export: {done} of {total} commits ({percent}%)");
         }
     })
