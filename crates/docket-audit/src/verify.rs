@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use docket_domain::policy::PolicySet;
 use docket_log::commit::{self, Commit};
-use docket_log::file::export::{ReadErrorKind, SegmentReader};
+use docket_log::file::export::{ReadError, ReadErrorKind, SegmentReader};
 use docket_log::{CommitHash, RecordedCommit};
 use serde::Serialize;
 
@@ -592,41 +592,74 @@ fn run(
             format!("no segment files in {}", segments.display()),
         ));
     }
-    loop {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut read_error = None;
-        for item in reader.by_ref() {
-            match item {
-                Ok(c) => {
-                    chunk.push(c);
-                    if chunk.len() == CHUNK {
-                        break;
-                    }
+    if threads <= 1 {
+        loop {
+            let (chunk, read_error, last) = read_chunk(&mut reader);
+            for h in hash_chunk(chunk, 1) {
+                v.commit(h)?;
+            }
+            if let Some(e) = read_error {
+                return Err(read_failure(e));
+            }
+            if last {
+                break;
+            }
+        }
+    } else {
+        // A reader thread reads, hashes and decodes chunks (on `threads - 1` threads); this
+        // one applies them in order: chain, tree, checkpoints, rules.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Hashed>, Option<ReadError>)>(2);
+        let hashers = threads - 1;
+        std::thread::scope(|scope| {
+            scope.spawn(move || loop {
+                let (chunk, read_error, last) = read_chunk(&mut reader);
+                let hashed = hash_chunk(chunk, hashers);
+                // A closed channel means the checks stopped at a failure.
+                if tx.send((hashed, read_error)).is_err() || last {
+                    break;
                 }
-                Err(e) => {
-                    read_error = Some(e);
+            });
+            for (hashed, read_error) in rx {
+                for h in hashed {
+                    v.commit(h)?;
+                }
+                if let Some(e) = read_error {
+                    return Err(read_failure(e));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    v.finish(dir)
+}
+
+/// Reads up to [`CHUNK`] commits: them, the read error that stopped it, and whether it was the
+/// last chunk.
+fn read_chunk(reader: &mut SegmentReader) -> (Vec<(u64, Bytes)>, Option<ReadError>, bool) {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut read_error = None;
+    for item in reader.by_ref() {
+        match item {
+            Ok(c) => {
+                chunk.push(c);
+                if chunk.len() == CHUNK {
                     break;
                 }
             }
-        }
-        let last_chunk = chunk.len() < CHUNK || read_error.is_some();
-        for h in hash_chunk(chunk, threads) {
-            v.commit(h)?;
-        }
-        if let Some(e) = read_error {
-            let rule = match e.kind {
-                ReadErrorKind::Position => POSITION,
-                _ => CHECKSUM,
-            };
-            return Err(failure(
-                e.position,
-                rule,
-                format!("{}: {}", e.kind.name(), e.reason),
-            ));
-        }
-        if last_chunk {
-            break;
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
         }
     }
-    v.finish(dir)
+    let last = chunk.len() < CHUNK || read_error.is_some();
+    (chunk, read_error, last)
+}
+
+fn read_failure(e: ReadError) -> Failure {
+    let rule = match e.kind {
+        ReadErrorKind::Position => POSITION,
+        _ => CHECKSUM,
+    };
+    failure(e.position, rule, format!("{}: {}", e.kind.name(), e.reason))
 }

@@ -3,6 +3,7 @@
 //! Every figure is printed as one line `BENCH <name> <value> <unit>` on standard output;
 //! progress goes to standard error.
 
+pub mod audit;
 pub mod e2e;
 pub mod log;
 

@@ -17,6 +17,8 @@ enum Bench {
     Log(docket_bench::log::Options),
     /// The demo workload against the command services over NATS, beside raw request/reply.
     E2e(docket_bench::e2e::Options),
+    /// Offline verification of an export of a large log, and inclusion proofs.
+    Audit(docket_bench::audit::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +32,9 @@ fn main() -> anyhow::Result<()> {
             .map(|_| ()),
         Bench::E2e(options) => runtime
             .block_on(docket_bench::e2e::run(options))
+            .map(|_| ()),
+        Bench::Audit(options) => runtime
+            .block_on(docket_bench::audit::run(options))
             .map(|_| ()),
     }
 }
