@@ -94,6 +94,7 @@ pub async fn demo_log(dir: &Path, pass_deadlines: bool) -> FileLog {
         &bus,
         executor,
         checkpoints,
+        None,
         Arc::new(clock.clone()),
         stopped,
     );

@@ -153,6 +153,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             client,
             executor,
             checkpoints,
+            None,
             clock.clone(),
             stopped.clone(),
         )));

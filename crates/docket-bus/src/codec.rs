@@ -80,7 +80,10 @@ impl ContentType {
 }
 
 /// A successful command's reply.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// In JSON `receipt` is left out when there is none; in postcard it is always there (an
+/// option), because postcard fields are positional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct CommandReply {
     /// Log position of the commit that recorded the command (of the original commit when
     /// `duplicate`).
@@ -92,6 +95,43 @@ pub struct CommandReply {
     /// True when the idempotency key had already been used: nothing new was appended and this
     /// is the original result.
     pub duplicate: bool,
+    /// Proof that the log holds the commit: on the acknowledgement of a review request and on
+    /// the recording of a decision, when the deployment signs checkpoints.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+}
+
+impl Serialize for CommandReply {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let skip = serializer.is_human_readable() && self.receipt.is_none();
+        let mut out = serializer.serialize_struct("CommandReply", if skip { 4 } else { 5 })?;
+        out.serialize_field("position", &self.position)?;
+        out.serialize_field("revision", &self.revision)?;
+        out.serialize_field("events", &self.events)?;
+        out.serialize_field("duplicate", &self.duplicate)?;
+        if skip {
+            out.skip_field("receipt")?;
+        } else {
+            out.serialize_field("receipt", &self.receipt)?;
+        }
+        out.end()
+    }
+}
+
+/// A receipt for a commit, as `docket-audit` makes and checks them (`docs/audit.md`): the
+/// commit's position, its leaf hash (base64) and the log's hash of it (hex), and the C2SP
+/// `tlog-proof` text — the inclusion proof and the signed checkpoint it leads to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The commit's position.
+    pub position: u64,
+    /// `SHA-256(0x00 ‖ commit bytes)`, base64.
+    pub leaf_hash: String,
+    /// The log's SHA-256 of the commit bytes, hex.
+    pub commit_hash: String,
+    /// The proof and the signed checkpoint, in the C2SP `tlog-proof` text form.
+    pub tlog_proof: String,
 }
 
 /// Encodes a command's body; returns its kind too, which names the subject.

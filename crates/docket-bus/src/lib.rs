@@ -26,7 +26,7 @@ pub mod nats;
 pub mod transport;
 
 pub use catalogue::{parse_subject, subject, Service};
-pub use codec::{decode_command, encode_command, CommandReply, ContentType};
+pub use codec::{decode_command, encode_command, CommandReply, ContentType, Receipt};
 pub use command::DomainCommand;
 pub use error::{codes, BusError};
 pub use headers::Headers;

@@ -73,6 +73,7 @@ impl Handler for Echo {
                 req.content_type.as_str().to_owned(),
                 self.tag.to_owned(),
             ],
+            receipt: None,
             duplicate: req.idempotency_key.is_some(),
         })
     }

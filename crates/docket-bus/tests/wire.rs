@@ -320,13 +320,30 @@ fn errors_have_the_same_fields_in_json_and_postcard() {
         revision: 9,
         events: vec!["case.opened".to_owned()],
         duplicate: false,
+        receipt: None,
     };
     assert_eq!(
         serde_json::to_value(&reply).unwrap(),
-        json!({ "position": 12, "revision": 9, "events": ["case.opened"], "duplicate": false })
+        json!({ "position": 12, "revision": 9, "events": ["case.opened"], "duplicate": false }),
+        "no receipt, no field in JSON"
     );
     let bytes = postcard::to_stdvec(&reply).unwrap();
     assert_eq!(postcard::from_bytes::<CommandReply>(&bytes).unwrap(), reply);
+    // With a receipt: in both encodings.
+    let with = CommandReply {
+        receipt: Some(docket_bus::Receipt {
+            position: 12,
+            leaf_hash: "bGVhZg==".into(),
+            commit_hash: "00ff".into(),
+            tlog_proof: "c2sp.org/tlog-proof@v1\nindex 11\n\nnote".into(),
+        }),
+        ..reply
+    };
+    let value = serde_json::to_value(&with).unwrap();
+    assert_eq!(value["receipt"]["position"], 12);
+    assert_eq!(serde_json::from_value::<CommandReply>(value).unwrap(), with);
+    let bytes = postcard::to_stdvec(&with).unwrap();
+    assert_eq!(postcard::from_bytes::<CommandReply>(&bytes).unwrap(), with);
 }
 
 #[test]

@@ -47,6 +47,7 @@ async fn system(config: &DemoConfig) -> System {
         &bus,
         executor,
         checkpoints,
+        None,
         Arc::new(clock.clone()),
         stopped,
     );

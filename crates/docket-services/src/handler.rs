@@ -1,4 +1,11 @@
 //! The command handler: a decoded command in, the executor's result (or a structured error) out.
+//! With a checkpointer, the acknowledgement of a review request and the recording of a decision
+//! carry a receipt: proof, against a signed checkpoint, that the log holds the commit.
+
+use std::time::Duration;
+
+use docket_audit::CheckpointerHandle;
+use docket_domain::permissions::CommandKind;
 
 use docket_bus::{codes, BusError, BusRequest, CommandReply, DomainCommand, Handler};
 use docket_domain::case::Case;
@@ -15,12 +22,75 @@ use docket_service::{ExecError, Executed, Executor};
 pub struct CommandHandler<L> {
     executor: Executor<L>,
     clock: SharedClock,
+    receipts: Option<CheckpointerHandle>,
+}
+
+/// How long a reply waits for its receipt (a checkpoint signed over the new commit) before it
+/// goes out without one.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The commands whose replies carry a receipt.
+fn wants_receipt(kind: CommandKind) -> bool {
+    matches!(
+        kind,
+        CommandKind::ReviewRequest | CommandKind::CaseRecordDecision
+    )
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
     /// A handler over an executor, taking the time from `clock`.
     pub fn new(executor: Executor<L>, clock: SharedClock) -> Self {
-        CommandHandler { executor, clock }
+        CommandHandler {
+            executor,
+            clock,
+            receipts: None,
+        }
+    }
+
+    /// The same handler, attaching receipts from `checkpointer` to the replies of review
+    /// requests and recorded decisions.
+    pub fn with_receipts(mut self, checkpointer: CheckpointerHandle) -> Self {
+        self.receipts = Some(checkpointer);
+        self
+    }
+
+    /// The receipt of the commit at `position`; `None` (logged) if it cannot be had in time:
+    /// the command is accepted either way, and a receipt can be asked for later.
+    async fn receipt(&self, position: u64) -> Option<docket_bus::Receipt> {
+        let checkpointer = self.receipts.as_ref()?;
+        let made = tokio::time::timeout(RECEIPT_TIMEOUT, async {
+            let commit = self
+                .executor
+                .log()
+                .read_all(position.saturating_sub(1), 1)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .next()
+                .filter(|c| c.position == position)
+                .ok_or_else(|| format!("commit {position} not found"))?;
+            let receipt = docket_audit::Receipt::build(checkpointer, &commit)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::to_value(&receipt)
+                .and_then(serde_json::from_value::<docket_bus::Receipt>)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match made {
+            Ok(Ok(receipt)) => Some(receipt),
+            Ok(Err(e)) => {
+                tracing::warn!(position, error = %e, "reply sent without its receipt");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    position,
+                    "reply sent without its receipt: no checkpoint in time"
+                );
+                None
+            }
+        }
     }
 
     /// Waits until the world has read the log up to `after` (the caller's `Docket-After`);
@@ -99,12 +169,20 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> 
     async fn handle(&self, request: BusRequest) -> Result<CommandReply, BusError> {
         let kind = request.kind;
         match self.execute(request).await {
-            Ok(done) => Ok(CommandReply {
-                position: done.position,
-                revision: done.revision,
-                events: done.events,
-                duplicate: done.duplicate,
-            }),
+            Ok(done) => {
+                let receipt = if wants_receipt(kind) {
+                    self.receipt(done.position).await
+                } else {
+                    None
+                };
+                Ok(CommandReply {
+                    position: done.position,
+                    revision: done.revision,
+                    events: done.events,
+                    duplicate: done.duplicate,
+                    receipt,
+                })
+            }
             Err(e) => {
                 tracing::debug!(command = %kind, code = e.code(), "command refused");
                 Err(bus_error(e))

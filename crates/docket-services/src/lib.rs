@@ -114,6 +114,19 @@ impl LocalServices {
     }
 }
 
+/// The handler, with receipts if a checkpointer is given.
+fn handler<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: &Executor<L>,
+    receipts: Option<docket_audit::CheckpointerHandle>,
+    clock: &SharedClock,
+) -> CommandHandler<L> {
+    let handler = CommandHandler::new(executor.clone(), clock.clone());
+    match receipts {
+        Some(checkpointer) => handler.with_receipts(checkpointer),
+        None => handler,
+    }
+}
+
 /// Runs one command service over NATS until `shutdown` turns true, then stops taking requests
 /// and finishes the ones in flight.
 pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
@@ -121,13 +134,14 @@ pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
     client: NatsClient,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
+    receipts: Option<docket_audit::CheckpointerHandle>,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
     if !COMMAND_SERVICES.contains(&service) {
         return Err(ServiceError::NotACommandService(service));
     }
-    let handler = Arc::new(CommandHandler::new(executor.clone(), clock.clone()));
+    let handler = Arc::new(handler(&executor, receipts, &clock));
     let handle = serve_nats(client, service, VERSION, handler).await?;
     tracing::info!(service = %service, "serving over NATS");
     let background = Background::start(&[service], &executor, &checkpoints, &clock, &shutdown);
@@ -143,10 +157,11 @@ pub fn register_local<L: EventLog + Clone + Send + Sync + 'static>(
     bus: &LocalBus,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
+    receipts: Option<docket_audit::CheckpointerHandle>,
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
 ) -> LocalServices {
-    let handler = Arc::new(CommandHandler::new(executor.clone(), clock.clone()));
+    let handler = Arc::new(handler(&executor, receipts, &clock));
     for service in COMMAND_SERVICES {
         bus.register(service, handler.clone());
     }

@@ -49,6 +49,7 @@ async fn every_api_example_gets_the_documented_reply() {
             client,
             executor(log).await,
             checkpoints,
+            None,
             clock.clone(),
             stopped.clone(),
         )));

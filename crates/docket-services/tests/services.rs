@@ -93,7 +93,9 @@ async fn ok<T: Transport>(
 
 /// The lifecycle of issue 4: officers trained, a case opened and decided with an approved
 /// departure, a representative's review reversed at tier 1 and taken to tier 2.
-async fn lifecycle<T: Transport>(client: Client<T>) {
+/// Returns the replies that carry a receipt when a checkpointer runs: the decision recorded,
+/// the review requested and its retry.
+async fn lifecycle<T: Transport>(client: Client<T>) -> Vec<docket_bus::CommandReply> {
     let mut n = 0;
     let fod = who(FOD, Role::FieldOfficeDirector);
     for (p, role) in [
@@ -242,7 +244,7 @@ async fn lifecycle<T: Transport>(client: Client<T>) {
         &mut n,
     )
     .await;
-    ok(
+    let recorded = ok(
         &client,
         officer,
         c(CaseCommand::RecordDecision { decision }),
@@ -359,6 +361,7 @@ async fn lifecycle<T: Transport>(client: Client<T>) {
         .await
         .unwrap_err();
     assert_eq!(forbidden.code, codes::FORBIDDEN);
+    vec![recorded, first, again]
 }
 
 /// `Docket-After`: a position the log has not reached is a `bad_request`; a reached one (the
@@ -456,6 +459,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
             client,
             ex,
             checkpoints,
+            None,
             clock(),
             stopped.clone(),
         )));
@@ -464,7 +468,11 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     wait_for_ping(&client).await;
-    lifecycle(Client::new(NatsTransport::new(client))).await;
+    let replies = lifecycle(Client::new(NatsTransport::new(client))).await;
+    assert!(
+        replies.iter().all(|r| r.receipt.is_none()),
+        "no checkpointer, no receipts"
+    );
     let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -486,18 +494,43 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
+    let (skey, vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    let (checkpointer, checkpointer_task) = docket_audit::Checkpointer::start(
+        docket_audit::CheckpointerConfig::default(),
+        log.clone(),
+        docket_audit::CheckpointStore::new(docket_log::AnyRecords::File(
+            log.audit_records().unwrap(),
+        )),
+        docket_audit::CheckpointSigner::new(&skey).unwrap(),
+        dir.path().join("audit").join("tree"),
+        stopped.clone(),
+    );
     let background = docket_services::register_local(
         &bus,
         executor(log.clone()).await,
         checkpoints,
+        Some(checkpointer),
         clock(),
         stopped,
     );
-    lifecycle(Client::new(bus.clone())).await;
+    let replies = lifecycle(Client::new(bus.clone())).await;
+    // The decision and the review request (and its retry) carry receipts that verify against
+    // the public key alone.
+    let verifier = docket_audit::CheckpointVerifier::new(&vkey).unwrap();
+    for reply in &replies {
+        let wire = reply.receipt.clone().expect("a receipt");
+        let receipt: docket_audit::Receipt =
+            serde_json::from_value(serde_json::to_value(&wire).unwrap()).unwrap();
+        let verified = docket_audit::verify_receipt(&receipt, &verifier, None).unwrap();
+        assert_eq!(verified.position, reply.position);
+        let commit = log.read_all(reply.position - 1, 1).await.unwrap().remove(0);
+        receipt.check_commit(&commit.bytes).unwrap();
+    }
     guidance_recomputed_once(&log).await;
     read_your_writes(&Client::new(bus.clone()), &log).await;
     // Notification has no commands: nothing answers there.
     assert_eq!(Service::Notification.commands().count(), 0);
     stop.send(true).unwrap();
     background.finish().await.unwrap();
+    checkpointer_task.await.unwrap().unwrap();
 }

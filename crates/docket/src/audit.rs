@@ -403,9 +403,7 @@ fn keygen(args: KeygenArgs) -> Result<()> {
             }
         }
     }
-    write_secret(&key_path, &skey)?;
-    std::fs::write(&vkey_path, format!("{vkey}\n"))
-        .with_context(|| format!("writing {}", vkey_path.display()))?;
+    write_key_pair(&args.out, &skey, &vkey)?;
     if args.json {
         let out = serde_json::json!({
             "origin": args.origin,
@@ -420,6 +418,15 @@ fn keygen(args: KeygenArgs) -> Result<()> {
         println!("verifier key file: {}", vkey_path.display());
     }
     Ok(())
+}
+
+/// Writes `checkpoint.key` (owner-only) and `checkpoint.vkey` into `dir`.
+pub(crate) fn write_key_pair(dir: &std::path::Path, skey: &str, vkey: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_secret(&dir.join("checkpoint.key"), skey)?;
+    let vkey_path = dir.join("checkpoint.vkey");
+    std::fs::write(&vkey_path, format!("{vkey}\n"))
+        .with_context(|| format!("writing {}", vkey_path.display()))
 }
 
 /// Writes a secret file readable by its owner only.

@@ -10,12 +10,17 @@ use axum::Router;
 use docket_bus::{headers, BusError, ContentType, Headers, LocalBus, Transport};
 use docket_domain::CommandKind;
 
-/// The routes: `POST /api/v1/commands/{name}` and `GET /healthz`.
-pub(crate) fn router(bus: LocalBus) -> Router {
-    Router::new()
+/// The routes: `POST /api/v1/commands/{name}`, `GET /healthz`, and the audit routes under
+/// `/api/v1/audit/` when a checkpointer runs.
+pub(crate) fn router(bus: LocalBus, audit: Option<crate::audit_api::AuditApi>) -> Router {
+    let commands = Router::new()
         .route("/api/v1/commands/{name}", post(command))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(bus)
+        .with_state(bus);
+    match audit {
+        Some(api) => commands.merge(crate::audit_api::router(api)),
+        None => commands,
+    }
 }
 
 /// Request headers passed on to the bus.

@@ -2,6 +2,7 @@
 //! benchmarks. `main` only parses flags, sets up logging and calls into the libraries.
 
 mod audit;
+mod audit_api;
 mod client;
 mod demo;
 mod http;

@@ -71,6 +71,91 @@ async fn finish_notifications(
     Ok(())
 }
 
+/// How the log's checkpoints are signed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckpointArgs {
+    /// The checkpoint signer key (from `docket audit keygen`). Default: `checkpoint.key` in the
+    /// audit directory, made on first start (its public key is printed and written beside it).
+    #[arg(long, env = "DOCKET_CHECKPOINT_KEY")]
+    checkpoint_key: Option<PathBuf>,
+    /// The log's origin for a key made on first start (the first line of every checkpoint).
+    #[arg(long, default_value = "docket.local/log")]
+    origin: String,
+    /// The checkpointer's directory (its tree cache, and a key made on first start). Default:
+    /// `audit` in the data directory (embedded), `./docket-audit` (with --nats).
+    #[arg(long)]
+    audit_dir: Option<PathBuf>,
+    /// Sign a checkpoint once this many commits were added since the last.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every_commits: u64,
+    /// Sign a checkpoint this often (seconds) when the log grew.
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every_secs: u64,
+}
+
+type CheckpointerTask = tokio::task::JoinHandle<Result<(), docket_audit::AuditError>>;
+
+impl CheckpointArgs {
+    /// Loads the signer key, or makes one on first start when none was named.
+    fn signer(&self, audit_dir: &std::path::Path) -> Result<docket_audit::CheckpointSigner> {
+        let path = match &self.checkpoint_key {
+            Some(path) => path.clone(),
+            None => {
+                let path = audit_dir.join("checkpoint.key");
+                if !path.exists() {
+                    let (skey, vkey) = docket_audit::note::generate_key(&self.origin)?;
+                    crate::audit::write_key_pair(audit_dir, &skey, &vkey)?;
+                    eprintln!(
+                        "docket: made the checkpoint key {} (origin {}); verifier key, for auditors: {vkey}",
+                        path.display(),
+                        self.origin
+                    );
+                }
+                path
+            }
+        };
+        let skey = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the checkpoint key {}", path.display()))?;
+        docket_audit::CheckpointSigner::new(&skey)
+            .with_context(|| format!("the checkpoint key {}", path.display()))
+    }
+
+    /// Starts the checkpointer over `log`, storing checkpoints in `records`.
+    fn start<L: EventLog + Clone + Send + Sync + 'static>(
+        &self,
+        log: L,
+        records: docket_log::AnyRecords,
+        audit_dir: PathBuf,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask)> {
+        let signer = self.signer(&audit_dir)?;
+        let config = docket_audit::CheckpointerConfig {
+            every_commits: self.checkpoint_every_commits.max(1),
+            every: Duration::from_secs(self.checkpoint_every_secs.max(1)),
+        };
+        eprintln!(
+            "docket: signing checkpoints as {} every {} commits or {} s",
+            signer.origin(),
+            config.every_commits,
+            config.every.as_secs()
+        );
+        Ok(docket_audit::Checkpointer::start(
+            config,
+            log,
+            docket_audit::CheckpointStore::new(records),
+            signer,
+            audit_dir.join("tree"),
+            shutdown,
+        ))
+    }
+}
+
+async fn finish_checkpointer(task: CheckpointerTask) -> Result<()> {
+    task.await
+        .context("the checkpointer panicked")?
+        .context("the checkpointer stopped")
+}
+
 /// Options of `docket up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
@@ -88,6 +173,8 @@ pub(crate) struct UpArgs {
     replicas: usize,
     #[command(flatten)]
     webhook: WebhookArgs,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// Options of `docket serve`.
@@ -193,6 +280,19 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             checkpoints.clone(),
             shutdown.clone(),
         )?;
+        let audit_dir = args
+            .checkpoints
+            .audit_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("docket-audit"));
+        let records = docket_log::AnyRecords::JetStream(Box::new(
+            log.audit_records()
+                .await
+                .context("opening the checkpoint stream")?,
+        ));
+        let (checkpointer, checkpointer_task) =
+            args.checkpoints
+                .start(log.clone(), records, audit_dir, shutdown.clone())?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -202,6 +302,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 client,
                 ex.clone(),
                 checkpoints.clone(),
+                Some(checkpointer.clone()),
                 clock(),
                 shutdown.clone(),
             )));
@@ -210,6 +311,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         for task in tasks {
             task.await.context("a service task panicked")??;
         }
+        finish_checkpointer(checkpointer_task).await?;
         return finish_notifications(notify).await;
     }
 
@@ -226,10 +328,32 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         checkpoints.clone(),
         shutdown.clone(),
     )?;
+    let audit_dir = args
+        .checkpoints
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("audit"));
+    let records = docket_log::AnyRecords::File(
+        log.audit_records()
+            .context("opening the checkpoint records")?,
+    );
+    let (checkpointer, checkpointer_task) =
+        args.checkpoints
+            .start(log.clone(), records, audit_dir, shutdown.clone())?;
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
-    let background =
-        docket_services::register_local(&bus, ex, checkpoints, clock(), shutdown.clone());
+    let background = docket_services::register_local(
+        &bus,
+        ex,
+        checkpoints,
+        Some(checkpointer.clone()),
+        clock(),
+        shutdown.clone(),
+    );
+    let audit = crate::audit_api::AuditApi {
+        checkpointer,
+        log: log.clone(),
+    };
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("listening on {}", args.http))?;
@@ -240,7 +364,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     );
     println!("listening http://{address}");
     let mut stop = shutdown.clone();
-    axum::serve(listener, crate::http::router(bus))
+    axum::serve(listener, crate::http::router(bus, Some(audit)))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
@@ -248,6 +372,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         .context("serving HTTP")?;
     background.finish().await?;
     finish_notifications(notify).await?;
+    finish_checkpointer(checkpointer_task).await?;
     log.close().await?;
     Ok(())
 }
@@ -285,6 +410,6 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         "docket: serving {service} over NATS at {}; Ctrl-C stops",
         args.nats
     );
-    docket_services::run_nats(service, client, ex, checkpoints, clock(), shutdown).await?;
+    docket_services::run_nats(service, client, ex, checkpoints, None, clock(), shutdown).await?;
     Ok(())
 }

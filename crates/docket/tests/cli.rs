@@ -257,6 +257,23 @@ fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
 
+/// A plain HTTP/1.1 GET; the body.
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    body.to_owned()
+}
+
 fn json_of(args: &[&str], data: &std::path::Path) -> serde_json::Value {
     let out = Command::new(DOCKET)
         .args(args)
@@ -294,6 +311,44 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
+    // A receipt for a commit, from the running system; it verifies offline with the public
+    // key docket up made on first start.
+    let receipt = http_get(&url, "/api/v1/audit/receipt?position=40");
+    let receipt_file = dir.path().join("receipt.json");
+    std::fs::write(&receipt_file, &receipt).unwrap();
+    let vkey_file = dir.path().join("audit").join("checkpoint.vkey");
+    let verified = Command::new(DOCKET)
+        .args(["audit", "verify-receipt", "--json", "--vkey"])
+        .arg(format!("@{}", vkey_file.display()))
+        .arg(&receipt_file)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{receipt}\n{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let verified: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(verified["position"], 40);
+    // The same receipt fails against another key.
+    let other = tempfile::tempdir().unwrap();
+    let made = Command::new(DOCKET)
+        .args(["audit", "keygen", "--origin", "docket.local/log", "--out"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let refused = Command::new(DOCKET)
+        .args(["audit", "verify-receipt", "--vkey"])
+        .arg(format!(
+            "@{}",
+            other.path().join("checkpoint.vkey").display()
+        ))
+        .arg(&receipt_file)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -301,6 +356,56 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
     assert!(status.success());
     let mut child = child;
     assert!(child.wait().unwrap().success());
+
+    // Export and verify offline: honest, then with one byte flipped.
+    let export = dir.path().join("export");
+    let exported = Command::new(DOCKET)
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert!(
+        exported["manifest"]["checkpoints"].as_u64().unwrap() >= 1,
+        "{exported}"
+    );
+    let verify = |dir: &std::path::Path| {
+        Command::new(DOCKET)
+            .args(["audit", "verify", "--json", "--vkey"])
+            .arg(format!("@{}", vkey_file.display()))
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let honest = verify(&export);
+    assert!(
+        honest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&honest.stdout)
+    );
+    let segment = std::fs::read_dir(export.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&segment, bytes).unwrap();
+    let tampered = verify(&export);
+    assert_eq!(tampered.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&tampered.stdout).unwrap();
+    assert!(
+        report["first_failure"]["position"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 
     let consistency = json_of(&["audit", "consistency"], dir.path());
     let decisions = consistency["decisions"].as_array().unwrap();
