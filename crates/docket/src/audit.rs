@@ -370,9 +370,26 @@ async fn close(log: docket_log::AnyLog) -> Result<()> {
     Ok(())
 }
 
-/// Every commit of the source, in log order.
+/// Every commit of the source, in log order. A data directory is read without opening the log
+/// (no lock taken, nothing written, every frame checked), so an export stays as it was.
 async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
     use docket_log::EventLog;
+    if let Some(dir) = &source.data_dir {
+        let segments = dir.join("segments");
+        let dir = if segments.is_dir() {
+            segments
+        } else {
+            dir.clone()
+        };
+        let reader = docket_log::file::export::SegmentReader::open(&dir)
+            .with_context(|| format!("reading the segments in {}", dir.display()))?;
+        let mut all = Vec::new();
+        for next in reader {
+            let (position, bytes) = next?;
+            all.push(docket_log::RecordedCommit::decode(position, bytes)?);
+        }
+        return Ok(all);
+    }
     let log = open(source).await?;
     let mut all: Vec<docket_log::RecordedCommit> = Vec::new();
     loop {
