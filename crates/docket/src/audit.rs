@@ -59,6 +59,11 @@ pub(crate) struct VerifyArgs {
     /// Skip the process rules (checksums, chains and checkpoints only).
     #[arg(long)]
     no_process_rules: bool,
+    /// Hours allowed after a review deadline before its miss must be on record (deadlines are
+    /// judged at the last commit's time; an export taken just after a deadline passed, before
+    /// the scheduler recorded the miss, needs a little grace).
+    #[arg(long, default_value_t = 0)]
+    deadline_grace_hours: i64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -249,6 +254,7 @@ fn verify(args: VerifyArgs) -> Result<bool> {
     let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
     let options = docket_audit::VerifyOptions {
         process_rules: !args.no_process_rules,
+        deadline_grace: chrono::Duration::hours(args.deadline_grace_hours.max(0)),
         ..Default::default()
     };
     let report = docket_audit::verify(&args.dir, &verifier, &options);

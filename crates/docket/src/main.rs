@@ -64,6 +64,9 @@ enum Bench {
     /// End to end: the demo workload against the command services over NATS (a nats-server is
     /// started unless --nats), beside raw NATS request/reply measured in the same run.
     E2e(docket_bench::e2e::Options),
+    /// Accountability: a 1,000,000-commit log exported and verified offline, and inclusion
+    /// proofs, beside raw SHA-256 and segment reading measured in the same run.
+    Audit(docket_bench::audit::Options),
 }
 
 /// Where `docket up` keeps its data unless told otherwise.
@@ -100,6 +103,9 @@ fn main() -> Result<()> {
             Command::Audit(command) => audit::run(command).await,
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
+            Command::Bench(Bench::Audit(options)) => {
+                docket_bench::audit::run(options).await.map(drop)
+            }
         }
     })
 }
