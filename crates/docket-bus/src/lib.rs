@@ -16,6 +16,7 @@
 //! The contract on the wire is `docs/api.md`.
 
 pub mod actor;
+pub mod audit;
 pub mod catalogue;
 pub mod codec;
 mod command;
@@ -25,6 +26,7 @@ pub mod local;
 pub mod nats;
 pub mod transport;
 
+pub use audit::{audit_query, serve_audit_nats, AuditHandler, AuditQuery, AuditServiceHandle};
 pub use catalogue::{parse_subject, subject, Service};
 pub use codec::{decode_command, encode_command, CommandReply, ContentType, Receipt};
 pub use command::DomainCommand;

@@ -22,7 +22,17 @@ use docket_service::{ExecError, Executed, Executor};
 pub struct CommandHandler<L> {
     executor: Executor<L>,
     clock: SharedClock,
-    receipts: Option<CheckpointerHandle>,
+    receipts: Option<ReceiptSource>,
+}
+
+/// Where a service gets receipts.
+#[derive(Clone, Debug)]
+pub enum ReceiptSource {
+    /// A checkpointer in this process.
+    Local(CheckpointerHandle),
+    /// The audit service over NATS (`docket.cmd.audit.receipt`), for services in processes of
+    /// their own.
+    Remote(docket_bus::NatsClient),
 }
 
 /// How long a reply waits for its receipt (a checkpoint signed over the new commit) before it
@@ -47,18 +57,32 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
         }
     }
 
-    /// The same handler, attaching receipts from `checkpointer` to the replies of review
-    /// requests and recorded decisions.
-    pub fn with_receipts(mut self, checkpointer: CheckpointerHandle) -> Self {
-        self.receipts = Some(checkpointer);
+    /// The same handler, attaching receipts from `source` to the replies of review requests
+    /// and recorded decisions.
+    pub fn with_receipts(mut self, source: ReceiptSource) -> Self {
+        self.receipts = Some(source);
         self
     }
 
     /// The receipt of the commit at `position`; `None` (logged) if it cannot be had in time:
     /// the command is accepted either way, and a receipt can be asked for later.
     async fn receipt(&self, position: u64) -> Option<docket_bus::Receipt> {
-        let checkpointer = self.receipts.as_ref()?;
+        let source = self.receipts.as_ref()?;
         let made = tokio::time::timeout(RECEIPT_TIMEOUT, async {
+            let checkpointer = match source {
+                ReceiptSource::Local(handle) => handle,
+                ReceiptSource::Remote(client) => {
+                    let value = docket_bus::audit_query(
+                        client,
+                        &docket_bus::AuditQuery::Receipt { position },
+                        RECEIPT_TIMEOUT,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    return serde_json::from_value::<docket_bus::Receipt>(value)
+                        .map_err(|e| e.to_string());
+                }
+            };
             let commit = self
                 .executor
                 .log()

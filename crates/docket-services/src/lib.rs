@@ -7,6 +7,7 @@
 //! Which commands a service takes is the bus catalogue's business (`docket_bus::Service`); a
 //! service only registers its own endpoints, so one handler serves all three.
 
+mod audit;
 mod handler;
 
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use docket_service::clock::SharedClock;
 use docket_service::{run_deadline_scheduler, run_guidance_reaction, ExecError, Executor};
 use tokio::sync::watch;
 
-pub use handler::{CommandHandler, NoCommands};
+pub use audit::AuditApi;
+pub use handler::{CommandHandler, NoCommands, ReceiptSource};
 
 /// The version the services report to NATS's service API.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -117,12 +119,12 @@ impl LocalServices {
 /// The handler, with receipts if a checkpointer is given.
 fn handler<L: EventLog + Clone + Send + Sync + 'static>(
     executor: &Executor<L>,
-    receipts: Option<docket_audit::CheckpointerHandle>,
+    receipts: Option<ReceiptSource>,
     clock: &SharedClock,
 ) -> CommandHandler<L> {
     let handler = CommandHandler::new(executor.clone(), clock.clone());
     match receipts {
-        Some(checkpointer) => handler.with_receipts(checkpointer),
+        Some(source) => handler.with_receipts(source),
         None => handler,
     }
 }
@@ -134,7 +136,7 @@ pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
     client: NatsClient,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
-    receipts: Option<docket_audit::CheckpointerHandle>,
+    receipts: Option<ReceiptSource>,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
@@ -157,7 +159,7 @@ pub fn register_local<L: EventLog + Clone + Send + Sync + 'static>(
     bus: &LocalBus,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
-    receipts: Option<docket_audit::CheckpointerHandle>,
+    receipts: Option<ReceiptSource>,
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
 ) -> LocalServices {

@@ -442,6 +442,34 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The audit service, a "process" of its own: the checkpointer and docket.cmd.audit.*.
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let (skey, vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    let (checkpointer, checkpointer_task) = docket_audit::Checkpointer::start(
+        docket_audit::CheckpointerConfig::default(),
+        audit_log.clone(),
+        docket_audit::CheckpointStore::new(docket_log::AnyRecords::JetStream(Box::new(
+            audit_log.audit_records().await.unwrap(),
+        ))),
+        docket_audit::CheckpointSigner::new(&skey).unwrap(),
+        audit_dir.path().join("tree"),
+        stopped.clone(),
+    );
+    let audit = docket_bus::serve_audit_nats(
+        docket_bus::connect(&server.url(), "docket-audit")
+            .await
+            .unwrap(),
+        docket_services::VERSION,
+        docket_services::AuditApi {
+            checkpointer,
+            log: docket_log::AnyLog::JetStream(audit_log),
+        },
+    )
+    .await
+    .unwrap();
     let mut tasks = Vec::new();
     for service in docket_services::COMMAND_SERVICES {
         // Each service is its own "process": its own connection, log handle and world.
@@ -459,7 +487,11 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
             client,
             ex,
             checkpoints,
-            None,
+            Some(docket_services::ReceiptSource::Remote(
+                docket_bus::connect(&server.url(), "receipts")
+                    .await
+                    .unwrap(),
+            )),
             clock(),
             stopped.clone(),
         )));
@@ -468,11 +500,62 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     wait_for_ping(&client).await;
-    let replies = lifecycle(Client::new(NatsTransport::new(client))).await;
-    assert!(
-        replies.iter().all(|r| r.receipt.is_none()),
-        "no checkpointer, no receipts"
-    );
+    let replies = lifecycle(Client::new(NatsTransport::new(client.clone()))).await;
+    // Receipts come from the audit service over NATS and verify with the public key alone.
+    let verifier = docket_audit::CheckpointVerifier::new(&vkey).unwrap();
+    for reply in &replies {
+        let wire = reply
+            .receipt
+            .clone()
+            .expect("a receipt from the audit service");
+        let receipt: docket_audit::Receipt =
+            serde_json::from_value(serde_json::to_value(&wire).unwrap()).unwrap();
+        let verified = docket_audit::verify_receipt(&receipt, &verifier, None).unwrap();
+        assert_eq!(verified.position, reply.position);
+    }
+    // The proofs over NATS: consistency between the receipt's checkpoint and a later one.
+    let first = &replies[0].receipt.clone().unwrap();
+    let receipt: docket_audit::Receipt =
+        serde_json::from_value(serde_json::to_value(first).unwrap()).unwrap();
+    let old = verifier.open(&receipt.checkpoint).unwrap().checkpoint.size;
+    let wait = std::time::Duration::from_secs(5);
+    let latest = docket_bus::audit_query(
+        &client,
+        &docket_bus::AuditQuery::Checkpoint {
+            covering: Some(replies[1].position),
+        },
+        wait,
+    )
+    .await
+    .unwrap();
+    let later = latest["note"].as_str().unwrap().to_owned();
+    let new = verifier.open(&later).unwrap().checkpoint.size;
+    let proof = docket_bus::audit_query(
+        &client,
+        &docket_bus::AuditQuery::ConsistencyProof { old, new },
+        wait,
+    )
+    .await
+    .unwrap();
+    let proof: Vec<docket_audit::Hash> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| docket_audit::Hash::parse_hash(h.as_str().unwrap()).unwrap())
+        .collect();
+    let verified =
+        docket_audit::verify_receipt(&receipt, &verifier, Some((&later, &proof))).unwrap();
+    assert_eq!(verified.later.map(|c| c.size), Some(new));
+    let beyond = docket_bus::audit_query(
+        &client,
+        &docket_bus::AuditQuery::Receipt {
+            position: 1_000_000,
+        },
+        wait,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(beyond.code, codes::BAD_REQUEST);
     let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -485,6 +568,8 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+    audit.stop().await.unwrap();
+    checkpointer_task.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,7 +594,7 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
         &bus,
         executor(log.clone()).await,
         checkpoints,
-        Some(checkpointer),
+        Some(docket_services::ReceiptSource::Local(checkpointer)),
         clock(),
         stopped,
     );

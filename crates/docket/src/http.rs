@@ -12,7 +12,7 @@ use docket_domain::CommandKind;
 
 /// The routes: `POST /api/v1/commands/{name}`, `GET /healthz`, and the audit routes under
 /// `/api/v1/audit/` when a checkpointer runs.
-pub(crate) fn router(bus: LocalBus, audit: Option<crate::audit_api::AuditApi>) -> Router {
+pub(crate) fn router(bus: LocalBus, audit: Option<docket_services::AuditApi>) -> Router {
     let commands = Router::new()
         .route("/api/v1/commands/{name}", post(command))
         .route("/healthz", get(|| async { "ok" }))

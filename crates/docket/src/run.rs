@@ -83,7 +83,7 @@ pub(crate) struct CheckpointArgs {
     origin: String,
     /// The checkpointer's directory (its tree cache, and a key made on first start). Default:
     /// `audit` in the data directory (embedded), `./docket-audit` (with --nats).
-    #[arg(long)]
+    #[arg(long, env = "DOCKET_AUDIT_DIR")]
     audit_dir: Option<PathBuf>,
     /// Sign a checkpoint once this many commits were added since the last.
     #[arg(long, default_value_t = 1000)]
@@ -180,8 +180,10 @@ pub(crate) struct UpArgs {
 /// Options of `docket serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The service: intake, assessment, review or notification.
-    #[arg(value_parser = ["intake", "assessment", "review", "notification"])]
+    /// The service: intake, assessment, review, notification, or audit (the checkpointer, and
+    /// checkpoints, proofs and receipts on docket.cmd.audit.*; review and assessment ask it for
+    /// their replies' receipts).
+    #[arg(value_parser = ["intake", "assessment", "review", "notification", "audit"])]
     service: String,
     /// NATS server URLs, comma-separated.
     #[arg(long, env = "DOCKET_NATS")]
@@ -191,6 +193,8 @@ pub(crate) struct ServeArgs {
     replicas: usize,
     #[command(flatten)]
     webhook: WebhookArgs,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// A world following `log`, caught up to its head, and an executor over it.
@@ -293,6 +297,15 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         let (checkpointer, checkpointer_task) =
             args.checkpoints
                 .start(log.clone(), records, audit_dir, shutdown.clone())?;
+        let audit = docket_bus::serve_audit_nats(
+            docket_bus::connect(url, "docket-audit").await?,
+            docket_services::VERSION,
+            docket_services::AuditApi {
+                checkpointer: checkpointer.clone(),
+                log: docket_log::AnyLog::JetStream(log.clone()),
+            },
+        )
+        .await?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -302,7 +315,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 client,
                 ex.clone(),
                 checkpoints.clone(),
-                Some(checkpointer.clone()),
+                Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
                 clock(),
                 shutdown.clone(),
             )));
@@ -311,6 +324,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         for task in tasks {
             task.await.context("a service task panicked")??;
         }
+        audit.stop().await?;
         finish_checkpointer(checkpointer_task).await?;
         return finish_notifications(notify).await;
     }
@@ -346,13 +360,13 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         &bus,
         ex,
         checkpoints,
-        Some(checkpointer.clone()),
+        Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
         clock(),
         shutdown.clone(),
     );
-    let audit = crate::audit_api::AuditApi {
+    let audit = docket_services::AuditApi {
         checkpointer,
-        log: log.clone(),
+        log: docket_log::AnyLog::File(log.clone()),
     };
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
@@ -378,10 +392,46 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
 }
 
 /// `docket serve <service>`.
+/// Runs the checkpointer and serves the audit queries over NATS until shutdown.
+async fn serve_audit(
+    url: &str,
+    log: JetStreamLog,
+    args: &CheckpointArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let audit_dir = args
+        .audit_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("docket-audit"));
+    let records = docket_log::AnyRecords::JetStream(Box::new(
+        log.audit_records()
+            .await
+            .context("opening the checkpoint stream")?,
+    ));
+    let (checkpointer, task) = args.start(log.clone(), records, audit_dir, shutdown.clone())?;
+    let client = docket_bus::connect(url, "docket-audit").await?;
+    let api = docket_services::AuditApi {
+        checkpointer,
+        log: docket_log::AnyLog::JetStream(log),
+    };
+    let handle = docket_bus::serve_audit_nats(client, docket_services::VERSION, api).await?;
+    let mut stop = shutdown;
+    let _ = stop.wait_for(|s| *s).await;
+    handle.stop().await?;
+    finish_checkpointer(task).await
+}
+
 pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
-    let service = service_named(&args.service)?;
     let shutdown = shutdown_signal();
     let (log, checkpoints) = jetstream(&args.nats, args.replicas).await?;
+    if args.service == "audit" {
+        eprintln!(
+            "docket: serving audit over NATS at {} (docket.cmd.audit.*); Ctrl-C stops",
+            args.nats
+        );
+        return serve_audit(&args.nats, log, &args.checkpoints, shutdown).await;
+    }
+    let service = service_named(&args.service)?;
     if service == Service::Notification {
         if args.webhook.webhook_url.is_none() {
             bail!("docket serve notification needs --webhook-url and DOCKET_WEBHOOK_SECRET");
@@ -410,6 +460,18 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         "docket: serving {service} over NATS at {}; Ctrl-C stops",
         args.nats
     );
-    docket_services::run_nats(service, client, ex, checkpoints, None, clock(), shutdown).await?;
+    let receipts = docket_services::ReceiptSource::Remote(
+        docket_bus::connect(&args.nats, &format!("docket-{service}-receipts")).await?,
+    );
+    docket_services::run_nats(
+        service,
+        client,
+        ex,
+        checkpoints,
+        Some(receipts),
+        clock(),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
