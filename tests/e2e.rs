@@ -98,12 +98,19 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
     let server = tokio::task::spawn_blocking(docket_testkit::NatsServer::start)
         .await
         .unwrap();
-    let _services: Vec<Proc> = ["intake", "assessment", "review"]
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_dir_arg = audit_dir.path().display().to_string();
+    let mut services: Vec<Proc> = ["intake", "assessment", "review"]
         .iter()
         .map(|s| serve(s, &server.url()))
         .collect();
+    services.push(serve_with(
+        "audit",
+        &server.url(),
+        &["--audit-dir", &audit_dir_arg],
+    ));
     let client = docket_bus::connect(&server.url(), "e2e").await.unwrap();
-    wait_for_services(&client, &["intake", "assessment", "review"]).await;
+    wait_for_services(&client, &["intake", "assessment", "review", "audit"]).await;
     let transport = NatsTransport::new(client);
     for example in examples() {
         let kind = CommandKind::ALL
@@ -127,7 +134,25 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
             raw.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR),
             &reply,
         );
+        check_receipt(&example, &reply);
     }
+    drop(services);
+}
+
+/// The acknowledgement of a review request and the recording of a decision carry a receipt.
+fn check_receipt(example: &support::Example, reply: &Value) {
+    if example.error
+        || !["review.request", "case.record_decision"].contains(&example.command.as_str())
+    {
+        return;
+    }
+    let proof = reply["receipt"]["tlog_proof"].as_str().unwrap_or_default();
+    assert!(
+        proof.starts_with("c2sp.org/tlog-proof@v1\n"),
+        "{}: {reply}",
+        example.command
+    );
+    assert_eq!(reply["receipt"]["position"], reply["position"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,6 +197,7 @@ async fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
             .unwrap();
         let reply: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         check_reply_except_positions(&example, !out.status.success(), &reply);
+        check_receipt(&example, &reply);
     }
     check_notifications(&receiver).await;
     drop(up);
