@@ -136,6 +136,31 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
         );
         check_receipt(&example, &reply);
     }
+    // An auditor verifies the running deployment: exported from NATS, checked offline.
+    let vkey = format!("@{}", audit_dir.path().join("checkpoint.vkey").display());
+    let verified = Command::new(DOCKET)
+        .args([
+            "audit",
+            "verify",
+            "--json",
+            "--nats",
+            &server.url(),
+            "--vkey",
+            &vkey,
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap_or(Value::Null);
+    assert!(
+        verified.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(report["ok"], true);
+    assert!(
+        report["checkpoints_checked"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
     drop(services);
 }
 

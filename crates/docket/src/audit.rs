@@ -51,8 +51,13 @@ pub(crate) struct ExportArgs {
 /// Options of `docket audit verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
-    /// The exported directory.
-    dir: PathBuf,
+    /// The exported directory (give this, or --nats to verify a running deployment).
+    #[arg(required_unless_present = "nats")]
+    dir: Option<PathBuf>,
+    /// Verify a running NATS deployment: its log and checkpoints are exported to a temporary
+    /// directory first, then verified like any export.
+    #[arg(long, env = "DOCKET_NATS", conflicts_with = "dir")]
+    nats: Option<String>,
     /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
     #[arg(long)]
     vkey: String,
@@ -168,7 +173,7 @@ pub(crate) async fn run(command: AuditCommand) -> Result<()> {
         }
         AuditCommand::Export(args) => export(args).await,
         AuditCommand::Verify(args) => {
-            if verify(args)? {
+            if verify(args).await? {
                 Ok(())
             } else {
                 std::process::exit(1)
@@ -204,7 +209,17 @@ fn read_input(path: &std::path::Path) -> Result<String> {
 }
 
 async fn export(args: ExportArgs) -> Result<()> {
-    let log = open(&args.source).await?;
+    let summary = export_to(&args.source, &args.out, args.upto).await?;
+    print_export(&args.source, &summary)
+}
+
+/// Exports the source's log and checkpoints into `out`, showing progress on stderr.
+async fn export_to(
+    source: &Source,
+    out: &std::path::Path,
+    upto: Option<u64>,
+) -> Result<docket_audit::ExportSummary> {
+    let log = open(source).await?;
     let store = docket_audit::CheckpointStore::new(log.audit_records().await?);
     let notes: Vec<String> = store
         .all(None)
@@ -213,7 +228,7 @@ async fn export(args: ExportArgs) -> Result<()> {
         .map(|c| c.signed.note)
         .collect();
     let mut last_shown = std::time::Instant::now();
-    let summary = docket_audit::export(&log, &notes, args.upto, &args.out, |done, total| {
+    let summary = docket_audit::export(&log, &notes, upto, out, |done, total| {
         if last_shown.elapsed() >= std::time::Duration::from_millis(500) || done == total {
             last_shown = std::time::Instant::now();
             let percent = (done * 100).checked_div(total).unwrap_or(100);
@@ -223,7 +238,11 @@ async fn export(args: ExportArgs) -> Result<()> {
     .await?;
     eprintln!();
     close(log).await?;
-    if args.source.json {
+    Ok(summary)
+}
+
+fn print_export(source: &Source, summary: &docket_audit::ExportSummary) -> Result<()> {
+    if source.json {
         let out = serde_json::json!({
             "dir": summary.dir,
             "manifest": summary.manifest,
@@ -249,7 +268,7 @@ async fn export(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-fn verify(args: VerifyArgs) -> Result<bool> {
+async fn verify(args: VerifyArgs) -> Result<bool> {
     let vkey = read_arg(&args.vkey)?;
     let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
     let options = docket_audit::VerifyOptions {
@@ -257,7 +276,26 @@ fn verify(args: VerifyArgs) -> Result<bool> {
         deadline_grace: chrono::Duration::hours(args.deadline_grace_hours.max(0)),
         ..Default::default()
     };
-    let report = docket_audit::verify(&args.dir, &verifier, &options);
+    // A live deployment is exported first, into a directory removed afterwards.
+    let mut _temp = None;
+    let dir = match (&args.dir, &args.nats) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(url)) => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let out = temp.path().join("export");
+            eprintln!("docket audit verify: exporting the deployment at {url}");
+            let source = Source {
+                data_dir: None,
+                nats: Some(url.clone()),
+                json: false,
+            };
+            export_to(&source, &out, None).await?;
+            _temp = Some(temp);
+            out
+        }
+        (None, None) => bail!("give the export's directory, or --nats URL"),
+    };
+    let report = docket_audit::verify(&dir, &verifier, &options);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
