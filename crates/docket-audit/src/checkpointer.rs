@@ -337,7 +337,11 @@ impl<L: EventLog, R: Records> Running<L, R> {
         let loaded = opened.tree.size();
         *self.shared.tree.write().await = opened.tree;
         self.file = Some(opened.file);
-        let latest = self.store.latest(None).await?.map(|s| s.signed);
+        let latest = self
+            .store
+            .latest(Some(&self.signer.verifier()?))
+            .await?
+            .map(|s| s.signed);
         self.shared.status.send_modify(|s| {
             s.started = true;
             s.size = loaded;
@@ -610,7 +614,11 @@ impl<L: EventLog, R: Records> Running<L, R> {
     /// size or larger (another instance signed), returns that one instead.
     async fn sign(&mut self) -> Result<SignedCheckpoint, AuditError> {
         let size = self.size();
-        let last = self.store.latest(None).await?.map(|s| s.signed);
+        let last = self
+            .store
+            .latest(Some(&self.signer.verifier()?))
+            .await?
+            .map(|s| s.signed);
         let root = match &last {
             Some(last) if last.checkpoint.size >= size => {
                 if last.checkpoint.size == size {

@@ -65,6 +65,7 @@ pub fn generate_key(origin: &str) -> Result<(String, String), NoteError> {
 pub struct CheckpointSigner {
     signer: StandardSigner,
     origin: String,
+    vkey: String,
 }
 
 impl std::fmt::Debug for CheckpointSigner {
@@ -78,10 +79,26 @@ impl std::fmt::Debug for CheckpointSigner {
 impl CheckpointSigner {
     /// A signer from its key (`PRIVATE+KEY+…`); the key's name is the checkpoints' origin.
     pub fn new(skey: &str) -> Result<Self, NoteError> {
-        let signer = StandardSigner::new(skey.trim())
-            .map_err(|e| NoteError::Key(format!("signer key: {e}")))?;
+        let skey = skey.trim();
+        let signer =
+            StandardSigner::new(skey).map_err(|e| NoteError::Key(format!("signer key: {e}")))?;
         let origin = signed_note::Signer::name(&signer).to_owned();
-        Ok(CheckpointSigner { signer, origin })
+        let vkey = public_key(skey, &origin)?;
+        Ok(CheckpointSigner {
+            signer,
+            origin,
+            vkey,
+        })
+    }
+
+    /// The public verifier key of this signer (C2SP vkey form), to give to auditors.
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// A verifier for this signer's checkpoints.
+    pub fn verifier(&self) -> Result<CheckpointVerifier, NoteError> {
+        CheckpointVerifier::new(&self.vkey)
     }
 
     /// The origin its checkpoints carry.
@@ -104,6 +121,27 @@ impl CheckpointSigner {
             String::from_utf8(note.to_bytes()).map_err(|e| NoteError::Malformed(e.to_string()))?;
         Ok(SignedCheckpoint { checkpoint, note })
     }
+}
+
+/// The vkey of a signer key `PRIVATE+KEY+<name>+<id>+<base64(0x01 ‖ 32-byte seed)>` (the form
+/// `signed_note` reads, which it has just accepted).
+fn public_key(skey: &str, name: &str) -> Result<String, NoteError> {
+    use base64::Engine;
+    let bad = || NoteError::Key("signer key: malformed".into());
+    // The name has no '+'; the base64 data may.
+    let data = skey.splitn(5, '+').nth(4).ok_or_else(bad)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| bad())?;
+    let seed: [u8; 32] = bytes
+        .get(1..)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(bad)?;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    Ok(signed_note::new_ed25519_verifier_key(
+        name,
+        &signing.verifying_key(),
+    ))
 }
 
 /// Checks checkpoints against one public key.
@@ -183,6 +221,7 @@ mod tests {
     fn signed_checkpoints_open_with_their_key_only() {
         let (skey, vkey) = generate_key("docket.test/log").unwrap();
         let signer = CheckpointSigner::new(&skey).unwrap();
+        assert_eq!(signer.vkey(), vkey, "the signer knows its public key");
         let root = leaf_hash(b"root");
         let signed = signer.sign(42, root).unwrap();
         assert!(

@@ -589,3 +589,39 @@ async fn it_refuses_to_sign_over_a_different_history() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_refuses_a_last_checkpoint_it_did_not_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = file_log(&dir.path().join("log")).await;
+    append(&log, "real", 8).await;
+    let mut real = Tree::new();
+    for c in all_commits(&log).await {
+        real.push_commit(&c.bytes);
+    }
+    // The right history, but signed by another key of the same origin: not "the last one it
+    // signed", so it does not sign on top of it.
+    let (signer, _) = keys();
+    let (other, _) = keys();
+    let records = log.audit_records().unwrap();
+    CheckpointStore::new(records.clone())
+        .append(&other.sign(8, real.root()).unwrap())
+        .await
+        .unwrap();
+    let running = start(
+        every(5, Duration::from_secs(3600)),
+        log.clone(),
+        records.clone(),
+        &signer,
+        &records.dir().join("tree"),
+    );
+    match within("the refusal", running.task).await.unwrap() {
+        Err(AuditError::BadStoredCheckpoint {
+            sequence: 1,
+            reason,
+        }) => {
+            assert!(reason.contains("signature"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

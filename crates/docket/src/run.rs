@@ -134,10 +134,11 @@ impl CheckpointArgs {
             every: Duration::from_secs(self.checkpoint_every_secs.max(1)),
         };
         eprintln!(
-            "docket: signing checkpoints as {} every {} commits or {} s",
+            "docket: signing checkpoints as {} every {} commits or {} s; verifier key {}",
             signer.origin(),
             config.every_commits,
-            config.every.as_secs()
+            config.every.as_secs(),
+            signer.vkey()
         );
         Ok(docket_audit::Checkpointer::start(
             config,
