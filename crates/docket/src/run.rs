@@ -285,28 +285,8 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             checkpoints.clone(),
             shutdown.clone(),
         )?;
-        let audit_dir = args
-            .checkpoints
-            .audit_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("docket-audit"));
-        let records = docket_log::AnyRecords::JetStream(Box::new(
-            log.audit_records()
-                .await
-                .context("opening the checkpoint stream")?,
-        ));
-        let (checkpointer, checkpointer_task) =
-            args.checkpoints
-                .start(log.clone(), records, audit_dir, shutdown.clone())?;
-        let audit = docket_bus::serve_audit_nats(
-            docket_bus::connect(url, "docket-audit").await?,
-            docket_services::VERSION,
-            docket_services::AuditApi {
-                checkpointer: checkpointer.clone(),
-                log: docket_log::AnyLog::JetStream(log.clone()),
-            },
-        )
-        .await?;
+        let (checkpointer, checkpointer_task, audit) =
+            nats_audit(url, log.clone(), &args.checkpoints, shutdown.clone()).await?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -393,13 +373,18 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
 }
 
 /// `docket serve <service>`.
-/// Runs the checkpointer and serves the audit queries over NATS until shutdown.
-async fn serve_audit(
+/// Starts the checkpointer on JetStream (checkpoints in the `DOCKET_AUDIT` stream, the tree cache
+/// in the audit directory, `./docket-audit` by default) and serves the audit queries over NATS.
+async fn nats_audit(
     url: &str,
     log: JetStreamLog,
     args: &CheckpointArgs,
     shutdown: watch::Receiver<bool>,
-) -> Result<()> {
+) -> Result<(
+    docket_audit::CheckpointerHandle,
+    CheckpointerTask,
+    docket_bus::AuditServiceHandle,
+)> {
     let audit_dir = args
         .audit_dir
         .clone()
@@ -409,13 +394,24 @@ async fn serve_audit(
             .await
             .context("opening the checkpoint stream")?,
     ));
-    let (checkpointer, task) = args.start(log.clone(), records, audit_dir, shutdown.clone())?;
-    let client = docket_bus::connect(url, "docket-audit").await?;
+    let (checkpointer, task) = args.start(log.clone(), records, audit_dir, shutdown)?;
     let api = docket_services::AuditApi {
-        checkpointer,
+        checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::JetStream(log),
     };
+    let client = docket_bus::connect(url, "docket-audit").await?;
     let handle = docket_bus::serve_audit_nats(client, docket_services::VERSION, api).await?;
+    Ok((checkpointer, task, handle))
+}
+
+/// Runs the checkpointer and serves the audit queries over NATS until shutdown.
+async fn serve_audit(
+    url: &str,
+    log: JetStreamLog,
+    args: &CheckpointArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let (_, task, handle) = nats_audit(url, log, args, shutdown.clone()).await?;
     let mut stop = shutdown;
     let _ = stop.wait_for(|s| *s).await;
     handle.stop().await?;
