@@ -48,8 +48,8 @@ enum Command {
     /// hundreds of cases, decisions, approvals, G-28s, reviews at both tiers) and prints a
     /// summary.
     Demo(demo::DemoArgs),
-    /// The auditor's tools: checkpoint keys, timelines, replay as of a time, decision
-    /// consistency.
+    /// The auditor's tools: checkpoint keys, export and offline verification, receipts,
+    /// timelines, replay as of a time, decision consistency (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
