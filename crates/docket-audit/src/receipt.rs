@@ -106,21 +106,32 @@ impl Receipt {
         handle: &CheckpointerHandle,
         commit: &RecordedCommit,
     ) -> Result<Receipt, AuditError> {
-        let leaf = leaf_hash(&commit.bytes);
-        let checkpoint = handle.checkpoint_covering(commit.position).await?;
-        if handle.leaf(commit.position).await? != leaf {
+        let receipt = Self::for_position(handle, commit.position, commit.hash()).await?;
+        if receipt.leaf_hash != leaf_hash(&commit.bytes) {
             return Err(bad(format!(
                 "the tree holds another commit at position {}",
                 commit.position
             )));
         }
+        Ok(receipt)
+    }
+
+    /// The receipt of the commit at `position` whose hash (as the append returned it) is
+    /// `commit_hash`, without reading the commit: the leaf comes from the checkpointer's tree,
+    /// which hashed the commit's bytes from the log.
+    pub async fn for_position(
+        handle: &CheckpointerHandle,
+        position: u64,
+        commit_hash: CommitHash,
+    ) -> Result<Receipt, AuditError> {
+        let checkpoint = handle.checkpoint_covering(position).await?;
         let proof = handle
-            .inclusion_proof(commit.position, checkpoint.checkpoint.size)
+            .inclusion_proof(position, checkpoint.checkpoint.size)
             .await?;
         Receipt {
-            position: commit.position,
-            leaf_hash: leaf,
-            commit_hash: commit.hash(),
+            position,
+            leaf_hash: handle.leaf(position).await?,
+            commit_hash,
             checkpoint: checkpoint.note,
             proof,
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use docket_domain::policy::PolicySet;
 use docket_domain::{Actor, Context, Deadlines, Rejection};
-use docket_log::{EventLog, ExpectedRevision, LogError, Metadata, StreamId};
+use docket_log::{CommitHash, EventLog, ExpectedRevision, LogError, Metadata, StreamId};
 use uuid::Uuid;
 
 use crate::stored::{decode_event, encode_event, StoredAggregate};
@@ -48,6 +48,8 @@ pub struct Executed {
     pub revision: u64,
     /// Type names of the events appended.
     pub events: Vec<String>,
+    /// SHA-256 of the commit's bytes (what a receipt names the commit by).
+    pub hash: CommitHash,
     /// True if this repeated an earlier command with the same idempotency key: nothing new was
     /// appended, and the reply describes the original.
     pub duplicate: bool,
@@ -242,6 +244,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                         position: appended.position,
                         revision: appended.revision,
                         events: names,
+                        hash: appended.hash,
                         duplicate: false,
                     });
                 }
@@ -294,6 +297,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             position,
             revision: position,
             events,
+            hash: commit.hash(),
             duplicate: true,
         })
     }

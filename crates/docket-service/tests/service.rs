@@ -515,6 +515,18 @@ async fn recomputations<L: EventLog>(log: &L, case: CaseId) -> Vec<u64> {
         .collect()
 }
 
+/// Waits until the case has at least `n` recomputations.
+async fn wait_for_recomputations<L: EventLog>(log: &L, case: CaseId, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while recomputations(log, case).await.len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} recomputations"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_restart() {
     use docket_log::Checkpoints;
@@ -566,11 +578,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while recomputations(&log, case).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no recomputation");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_recomputations(&log, case, 1).await;
     settle().await;
     let once = recomputations(&log, case).await;
     assert_eq!(once.len(), 1, "{once:?}");
@@ -614,14 +622,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while recomputations(&log, case).await.len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no second recomputation"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_recomputations(&log, case, 2).await;
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
     assert_eq!(recomputations(&log, case).await.len(), 2);

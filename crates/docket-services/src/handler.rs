@@ -66,39 +66,29 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
 
     /// The receipt of the commit at `position`; `None` (logged) if it cannot be had in time:
     /// the command is accepted either way, and a receipt can be asked for later.
-    async fn receipt(&self, position: u64) -> Option<docket_bus::Receipt> {
+    /// No log read: a local checkpointer has the commit's leaf in its tree and the append gave
+    /// its hash; the audit service reads the commit itself.
+    async fn receipt(&self, done: &Executed) -> Option<docket_bus::Receipt> {
+        let position = done.position;
         let source = self.receipts.as_ref()?;
         let made = tokio::time::timeout(RECEIPT_TIMEOUT, async {
-            let checkpointer = match source {
-                ReceiptSource::Local(handle) => handle,
-                ReceiptSource::Remote(client) => {
-                    let value = docket_bus::audit_query(
-                        client,
-                        &docket_bus::AuditQuery::Receipt { position },
-                        RECEIPT_TIMEOUT,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    return serde_json::from_value::<docket_bus::Receipt>(value)
-                        .map_err(|e| e.to_string());
+            // Both arrive in the receipt's JSON form, which is what the reply carries.
+            let value = match source {
+                ReceiptSource::Local(handle) => {
+                    let receipt = docket_audit::Receipt::for_position(handle, position, done.hash)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_value(&receipt).map_err(|e| e.to_string())?
                 }
+                ReceiptSource::Remote(client) => docket_bus::audit_query(
+                    client,
+                    &docket_bus::AuditQuery::Receipt { position },
+                    RECEIPT_TIMEOUT,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             };
-            let commit = self
-                .executor
-                .log()
-                .read_all(position.saturating_sub(1), 1)
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .next()
-                .filter(|c| c.position == position)
-                .ok_or_else(|| format!("commit {position} not found"))?;
-            let receipt = docket_audit::Receipt::build(checkpointer, &commit)
-                .await
-                .map_err(|e| e.to_string())?;
-            serde_json::to_value(&receipt)
-                .and_then(serde_json::from_value::<docket_bus::Receipt>)
-                .map_err(|e| e.to_string())
+            serde_json::from_value::<docket_bus::Receipt>(value).map_err(|e| e.to_string())
         })
         .await;
         match made {
@@ -195,7 +185,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> 
         match self.execute(request).await {
             Ok(done) => {
                 let receipt = if wants_receipt(kind) {
-                    self.receipt(done.position).await
+                    self.receipt(&done).await
                 } else {
                     None
                 };

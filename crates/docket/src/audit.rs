@@ -374,16 +374,21 @@ fn print<T: serde::Serialize + std::fmt::Display>(source: &Source, value: &T) ->
     Ok(())
 }
 
+/// The segment files of a data directory: an export's `segments/`, or the directory itself.
+fn segments_of(dir: &std::path::Path) -> PathBuf {
+    let segments = dir.join("segments");
+    if segments.is_dir() {
+        segments
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// The source's log, opened.
 async fn open(source: &Source) -> Result<docket_log::AnyLog> {
     Ok(match (&source.data_dir, &source.nats) {
         (Some(dir), _) => {
-            let segments = dir.join("segments");
-            let dir = if segments.is_dir() {
-                segments
-            } else {
-                dir.clone()
-            };
+            let dir = segments_of(dir);
             if !dir.is_dir() {
                 bail!("{} is not a directory", dir.display());
             }
@@ -419,12 +424,7 @@ async fn close(log: docket_log::AnyLog) -> Result<()> {
 async fn commits(source: &Source) -> Result<Vec<docket_log::RecordedCommit>> {
     use docket_log::EventLog;
     if let Some(dir) = &source.data_dir {
-        let segments = dir.join("segments");
-        let dir = if segments.is_dir() {
-            segments
-        } else {
-            dir.clone()
-        };
+        let dir = segments_of(dir);
         let reader = docket_log::file::export::SegmentReader::open(&dir)
             .with_context(|| format!("reading the segments in {}", dir.display()))?;
         let mut all = Vec::new();

@@ -38,6 +38,27 @@ fn send(url: &str, actor: &str, command: &str, fields: &[&str]) -> (bool, serde_
     (out.status.success(), value)
 }
 
+/// Sends SIGTERM and checks that the process stops cleanly within 20 s.
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "docket up did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "docket up exited with {exit}");
+}
+
 fn stop(mut child: Child) {
     // SIGTERM-like graceful stop is covered by the services' tests; here SIGKILL, as a crash.
     child.kill().unwrap();
@@ -158,23 +179,7 @@ fn sigterm_stops_docket_up_cleanly() {
         ],
     );
     assert!(ok, "{reply}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "docket up did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "docket up exited with {exit}");
+    terminate(&mut child);
     // The reactions saved their checkpoints beside the segments on the way out.
     for consumer in ["review-deadlines", "assessment-guidance"] {
         let saved = std::fs::read_to_string(dir.path().join("checkpoints").join(consumer))
@@ -349,13 +354,8 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
         .unwrap();
     assert!(!refused.status.success());
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
     let mut child = child;
-    assert!(child.wait().unwrap().success());
+    terminate(&mut child);
 
     // Export and verify offline: honest, then with one byte flipped.
     let export = dir.path().join("export");
