@@ -15,12 +15,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use docket_log::{AnyCheckpoints, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit};
 use docket_service::clock::Clock;
+use docket_service::metrics;
 use docket_service::Checkpoint;
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -402,6 +403,7 @@ async fn queue<L: EventLog>(
             .await
         {
             Ok(_) => {
+                notification_queued();
                 tracing::debug!(notification = %id, kind = ?message.kind, "notification queued")
             }
             // Already queued (by an earlier run or another instance): the log keeps the first.
@@ -462,11 +464,14 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
         revision,
         body,
     } = job;
+    let started = Instant::now();
     let outcome = shared.webhook.post(id, body).await;
+    let took = started.elapsed();
     let now = shared.clock.now();
     let config = &shared.config;
     let events = match outcome {
         Attempt::Delivered { status } => {
+            delivery_done("delivered", took);
             tracing::info!(notification = %id, attempt, status, "notification delivered");
             vec![NotificationEvent::Delivered(Delivered {
                 attempt,
@@ -475,6 +480,7 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
             })]
         }
         Attempt::Failed { status, error } if attempt >= config.max_attempts => {
+            delivery_done("abandoned", took);
             tracing::error!(notification = %id, attempt, status, error = %error, "notification abandoned");
             vec![
                 NotificationEvent::AttemptFailed(AttemptFailed {
@@ -492,6 +498,7 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
             ]
         }
         Attempt::Failed { status, error } => {
+            delivery_done("failed", took);
             let wait = backoff(config, attempt);
             let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
             tracing::warn!(notification = %id, attempt, status, error = %error, retry_in = ?wait, "notification attempt failed");
@@ -546,6 +553,33 @@ pub(crate) fn backoff(config: &NotifyConfig, attempt: u32) -> Duration {
         .initial_backoff
         .saturating_mul(1u32 << doublings.min(31))
         .min(config.max_backoff)
+}
+
+/// Counts a notification this process queued.
+fn notification_queued() {
+    metrics::counter(
+        "docket_notifications_queued_total",
+        "Notifications queued by this process (a notification already queued is not counted again).",
+        &[],
+    )
+    .inc();
+}
+
+/// Counts one webhook attempt by outcome (`delivered`; `failed`, to be retried; `abandoned`, the
+/// last attempt failed) and its duration.
+fn delivery_done(outcome: &'static str, took: Duration) {
+    metrics::counter(
+        "docket_deliveries_total",
+        "Webhook delivery attempts, by outcome (delivered, failed and to be retried, abandoned).",
+        &[("outcome", outcome)],
+    )
+    .inc();
+    metrics::histogram(
+        "docket_delivery_duration_seconds",
+        "Time of one webhook attempt, from sending the request to its answer or failure, in seconds.",
+        &[],
+    )
+    .observe_duration(took);
 }
 
 /// Event ids derive from the commit's idempotency key, so a retried append is byte-identical.

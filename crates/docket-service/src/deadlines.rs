@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::executor::{ExecError, Executor};
+use crate::metrics;
 use crate::reactions::Checkpoint;
 
 /// The checkpoint name of the deadline scheduler.
@@ -95,6 +96,7 @@ async fn scheduler_loop<L: EventLog + Clone + Send + Sync + 'static>(
                 .await
             {
                 Ok(done) if !done.duplicate => {
+                    metrics::reaction_done(DEADLINES_CONSUMER, "ok");
                     tracing::info!(review = %review, deadline = kind.code(), "deadline missed, recorded")
                 }
                 Ok(_) => {}
@@ -102,7 +104,10 @@ async fn scheduler_loop<L: EventLog + Clone + Send + Sync + 'static>(
                 Err(ExecError::Rejected(r)) => {
                     tracing::debug!(review = %review, deadline = kind.code(), code = r.code(), "deadline miss not recorded")
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    metrics::reaction_done(DEADLINES_CONSUMER, "error");
+                    return Err(e);
+                }
             }
         }
         checkpoint.advance(scanned_at).await?;

@@ -3,7 +3,7 @@
 //! up and decides again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use docket_domain::policy::PolicySet;
@@ -11,6 +11,7 @@ use docket_domain::{Actor, Context, Deadlines, Rejection};
 use docket_log::{CommitHash, EventLog, ExpectedRevision, LogError, Metadata, StreamId};
 use uuid::Uuid;
 
+use crate::metrics::{self, CommandLabel};
 use crate::stored::{decode_event, encode_event, StoredAggregate};
 use crate::world::World;
 
@@ -101,6 +102,16 @@ impl ExecError {
     }
 }
 
+/// An append's outcome, as `docket_appends_total` counts it.
+fn append_outcome<T>(appended: &Result<T, LogError>) -> &'static str {
+    match appended {
+        Ok(_) => "ok",
+        Err(LogError::Conflict { .. }) => "conflict",
+        Err(LogError::Duplicate { .. }) => "duplicate",
+        Err(_) => "error",
+    }
+}
+
 /// Stripes of the per-stream lock: commands on one stream in one process take turns instead of
 /// racing each other to a conflict; commands on other streams rarely share a stripe.
 const STREAM_LOCK_STRIPES: usize = 256;
@@ -147,6 +158,31 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
     /// Decides `command` for the aggregate `A` in stream `<A::KIND>/<id>` and appends its
     /// events. Retries with the same idempotency key are answered with the original commit.
     pub async fn execute<A: StoredAggregate>(
+        &self,
+        id: &str,
+        command: &A::Command,
+        actor: Actor,
+        idempotency_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, ExecError>
+    where
+        A::Command: CommandLabel,
+    {
+        let started = Instant::now();
+        let result = self
+            .decide_and_append::<A>(id, command, actor, idempotency_key, now)
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ExecError::Rejected(_)) => "refused",
+            Err(_) => "error",
+        };
+        metrics::command_done(command.label(), outcome, started.elapsed());
+        result
+    }
+
+    /// What [`Executor::execute`] does, without counting it.
+    async fn decide_and_append<A: StoredAggregate>(
         &self,
         id: &str,
         command: &A::Command,
@@ -234,7 +270,10 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                 0 => ExpectedRevision::NoStream,
                 r => ExpectedRevision::Exact(r),
             };
-            match self.log.append(&stream, expected, data, metadata).await {
+            let appending = Instant::now();
+            let appended = self.log.append(&stream, expected, data, metadata).await;
+            metrics::append_done(append_outcome(&appended), appending.elapsed());
+            match appended {
                 Ok(appended) => {
                     // Read your own writes: the next command on this stream sees this one.
                     self.world

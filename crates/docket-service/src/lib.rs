@@ -10,6 +10,7 @@
 pub mod clock;
 mod deadlines;
 mod executor;
+pub mod metrics;
 pub mod reactions;
 mod stored;
 mod world;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::deadlines::system_actor;
 use crate::executor::{ExecError, Executor};
+use crate::metrics::{self, Gauge};
 
 /// The checkpoint name of the guidance reaction.
 pub const GUIDANCE_CONSUMER: &str = "assessment-guidance";
@@ -35,18 +36,23 @@ pub struct Checkpoint {
     saved: u64,
     position: u64,
     last_save: Instant,
+    /// `docket_reaction_position{consumer}`.
+    position_gauge: Gauge,
 }
 
 impl Checkpoint {
     /// Loads the consumer's checkpoint (0 if it never saved one).
     pub async fn load(store: AnyCheckpoints, consumer: &'static str) -> Result<Self, ExecError> {
         let saved = store.load(consumer).await?.unwrap_or(0);
+        let position_gauge = metrics::reaction_position(consumer);
+        position_gauge.set(saved as f64);
         Ok(Checkpoint {
             store,
             consumer,
             saved,
             position: saved,
             last_save: Instant::now(),
+            position_gauge,
         })
     }
 
@@ -63,6 +69,7 @@ impl Checkpoint {
     /// Marks everything up to `position` done; saves if the last save is old enough.
     pub async fn advance(&mut self, position: u64) -> Result<(), ExecError> {
         self.position = self.position.max(position);
+        self.position_gauge.set(self.position as f64);
         if self.dirty() && self.last_save.elapsed() >= SAVE_EVERY {
             self.flush().await?;
         }
@@ -175,6 +182,7 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
     {
         Ok(done) => {
             if !done.duplicate {
+                metrics::reaction_done(GUIDANCE_CONSUMER, "ok");
                 tracing::info!(case = id, cause = commit.position, "guidance recomputed");
             }
             Ok(())
@@ -184,6 +192,9 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
             tracing::debug!(case = id, code = r.code(), "guidance not recomputed");
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            metrics::reaction_done(GUIDANCE_CONSUMER, "error");
+            Err(e)
+        }
     }
 }

@@ -20,6 +20,8 @@ use docket_log::EventLog;
 use docket_service::{ExecError, Executor, ExecutorConfig, World};
 use uuid::Uuid;
 
+mod metrics;
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 5, 15, 0, 0).unwrap()
 }

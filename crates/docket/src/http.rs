@@ -10,17 +10,84 @@ use axum::Router;
 use docket_bus::{headers, BusError, ContentType, Headers, LocalBus, Transport};
 use docket_domain::CommandKind;
 
-/// The routes: `POST /api/v1/commands/{name}`, `GET /healthz`, and the audit routes under
-/// `/api/v1/audit/` when a checkpointer runs.
-pub(crate) fn router(bus: LocalBus, audit: Option<docket_services::AuditApi>) -> Router {
-    let commands = Router::new()
-        .route("/api/v1/commands/{name}", post(command))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(bus);
-    match audit {
-        Some(api) => commands.merge(crate::audit_api::router(api)),
-        None => commands,
+/// What the operations routes need: the dashboard, the checkpointer (for readiness) and the
+/// shutdown signal (live-update streams end with it).
+#[derive(Clone, Debug)]
+pub(crate) struct Ops {
+    pub(crate) dashboard: docket_dashboard::Dashboard,
+    pub(crate) checkpointer: Option<docket_audit::CheckpointerHandle>,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The routes: the dashboard (`/`, `/api/v1/dashboard/…`, `/api/v1/openapi.json`, `/metrics`),
+/// `GET /healthz` and `GET /readyz`; `POST /api/v1/commands/{name}` when the services run in
+/// this process (embedded); the audit routes under `/api/v1/audit/` when a checkpointer runs
+/// here.
+pub(crate) fn router(
+    bus: Option<LocalBus>,
+    audit: Option<docket_services::AuditApi>,
+    ops: Ops,
+) -> Router {
+    let mut router = docket_dashboard::http::router(ops.dashboard.clone(), ops.shutdown.clone())
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/readyz", get(readyz))
+                .with_state(ops),
+        );
+    if let Some(bus) = bus {
+        router = router.merge(
+            Router::new()
+                .route("/api/v1/commands/{name}", post(command))
+                .with_state(bus),
+        );
     }
+    match audit {
+        Some(api) => router.merge(crate::audit_api::router(api)),
+        None => router,
+    }
+}
+
+/// 200 once the dashboard caught up with the log and the checkpointer (if any) runs; 503 with
+/// what is missing otherwise. (The services' state caught up before the endpoint opened.)
+async fn readyz(State(ops): State<Ops>) -> Response {
+    let dashboard = ops.dashboard.readiness();
+    let checkpointer = ops.checkpointer.as_ref().map(|c| c.status());
+    let mut missing = Vec::new();
+    if !dashboard.caught_up {
+        missing.push(format!(
+            "the dashboard is catching up with the log (to {})",
+            dashboard.start_head
+        ));
+    }
+    if let Some(fault) = &dashboard.fault {
+        missing.push(format!("the dashboard stopped: {fault}"));
+    }
+    if let Some(status) = &checkpointer {
+        if !status.started {
+            missing.push("the checkpointer is loading its tree".to_owned());
+        }
+        if let Some(stopped) = &status.stopped {
+            missing.push(format!("the checkpointer stopped: {stopped}"));
+        }
+    }
+    let body = serde_json::json!({
+        "ready": missing.is_empty(),
+        "missing": missing,
+        "dashboard": dashboard,
+        "checkpointer": checkpointer.map(|s| serde_json::json!({
+            "started": s.started,
+            "size": s.size,
+            "signed": s.signed,
+            "stopped": s.stopped,
+        })),
+    });
+    let status = if missing.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// Request headers passed on to the bus.

@@ -127,8 +127,9 @@ impl CheckpointArgs {
         records: docket_log::AnyRecords,
         audit_dir: PathBuf,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask)> {
+    ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask, String)> {
         let signer = self.signer(&audit_dir)?;
+        let vkey = signer.vkey().to_owned();
         let config = docket_audit::CheckpointerConfig {
             every_commits: self.checkpoint_every_commits.max(1),
             every: Duration::from_secs(self.checkpoint_every_secs.max(1)),
@@ -140,14 +141,15 @@ impl CheckpointArgs {
             config.every.as_secs(),
             signer.vkey()
         );
-        Ok(docket_audit::Checkpointer::start(
+        let (handle, task) = docket_audit::Checkpointer::start(
             config,
             log,
             docket_audit::CheckpointStore::new(records),
             signer,
             audit_dir.join("tree"),
             shutdown,
-        ))
+        );
+        Ok((handle, task, vkey))
     }
 }
 
@@ -157,13 +159,82 @@ async fn finish_checkpointer(task: CheckpointerTask) -> Result<()> {
         .context("the checkpointer stopped")
 }
 
+/// Where the dashboard keeps its snapshot.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DashboardArgs {
+    /// The dashboard's directory (its projection snapshot). Default: `dashboard` in the data
+    /// directory (embedded), `./docket-dashboard` (with --nats).
+    #[arg(long, env = "DOCKET_DASHBOARD_DIR")]
+    dashboard_dir: Option<PathBuf>,
+    /// Ignore the dashboard's snapshot and rebuild its projections from position 0.
+    #[arg(long)]
+    rebuild_dashboard: bool,
+}
+
+type DashboardTask = tokio::task::JoinHandle<Result<(), docket_dashboard::DashboardError>>;
+
+impl DashboardArgs {
+    /// Starts the dashboard following `log`, checking checkpoints with `integrity`.
+    async fn start<L, A>(
+        &self,
+        default_dir: PathBuf,
+        log: L,
+        checkpoints: AnyCheckpoints,
+        integrity: Option<docket_dashboard::IntegrityCheck<A>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(docket_dashboard::Dashboard, DashboardTask)>
+    where
+        L: EventLog + Clone + Send + Sync + 'static,
+        A: docket_bus::AuditHandler,
+    {
+        let dir = self.dashboard_dir.clone().unwrap_or(default_dir);
+        let mut config = docket_dashboard::DashboardConfig::new(Some(dir.clone()));
+        config.rebuild = self.rebuild_dashboard;
+        docket_dashboard::Dashboard::start(log, checkpoints, integrity, config, shutdown)
+            .await
+            .with_context(|| format!("starting the dashboard (snapshot in {})", dir.display()))
+    }
+}
+
+async fn finish_dashboard(task: DashboardTask) -> Result<()> {
+    task.await
+        .context("the dashboard panicked")?
+        .context("the dashboard stopped")
+}
+
+/// Serves `router` on `address` until shutdown, printing where.
+async fn serve_http(
+    address: SocketAddr,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+    what: &str,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "docket: dashboard at http://{address}/ (metrics at /metrics, readiness at /readyz){what}"
+    );
+    println!("listening http://{address}");
+    let mut stop = shutdown;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("serving HTTP")
+}
+
 /// Options of `docket up`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
     /// Where the embedded log keeps its segment files.
     #[arg(long, env = "DOCKET_DATA_DIR", default_value_os_t = crate::default_data_dir())]
     data_dir: PathBuf,
-    /// Address of the local HTTP endpoint (commands as JSON under /api/v1/commands/<name>).
+    /// Address of the HTTP endpoint: the dashboard at /, metrics at /metrics, /healthz,
+    /// /readyz, the audit API, and (embedded) the commands as JSON under
+    /// /api/v1/commands/<name>.
     #[arg(long, env = "DOCKET_HTTP", default_value = "127.0.0.1:7400")]
     http: SocketAddr,
     /// Run over NATS and JetStream instead (comma-separated server URLs).
@@ -176,15 +247,17 @@ pub(crate) struct UpArgs {
     webhook: WebhookArgs,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
 }
 
 /// Options of `docket serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The service: intake, assessment, review, notification, or audit (the checkpointer, and
+    /// The service: intake, assessment, review, notification, audit (the checkpointer, and
     /// checkpoints, proofs and receipts on docket.cmd.audit.*; review and assessment ask it for
-    /// their replies' receipts).
-    #[arg(value_parser = ["intake", "assessment", "review", "notification", "audit"])]
+    /// their replies' receipts), or dashboard (the operations dashboard over HTTP, --http).
+    #[arg(value_parser = ["intake", "assessment", "review", "notification", "audit", "dashboard"])]
     service: String,
     /// NATS server URLs, comma-separated.
     #[arg(long, env = "DOCKET_NATS")]
@@ -196,6 +269,18 @@ pub(crate) struct ServeArgs {
     webhook: WebhookArgs,
     #[command(flatten)]
     checkpoints: CheckpointArgs,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
+    /// dashboard: the HTTP address of the page, its API and /metrics.
+    #[arg(long, env = "DOCKET_HTTP", default_value = "127.0.0.1:7400")]
+    http: SocketAddr,
+    /// dashboard: the checkpoint verifier key (printed by `docket audit keygen`, or the
+    /// `.vkey` file beside the audit service's key), to verify the latest checkpoint.
+    #[arg(long, env = "DOCKET_CHECKPOINT_VKEY")]
+    verifier_key: Option<String>,
+    /// Other services: serve /metrics and /healthz on this address.
+    #[arg(long, env = "DOCKET_METRICS")]
+    metrics: Option<SocketAddr>,
 }
 
 /// A world following `log`, caught up to its head, and an executor over it.
@@ -285,8 +370,20 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             checkpoints.clone(),
             shutdown.clone(),
         )?;
-        let (checkpointer, checkpointer_task, audit) =
+        let (checkpointer, checkpointer_task, audit, api, vkey) =
             nats_audit(url, log.clone(), &args.checkpoints, shutdown.clone()).await?;
+        let integrity = docket_dashboard::IntegrityCheck::new(api.clone(), &vkey)
+            .map_err(anyhow::Error::msg)?;
+        let (dashboard, dashboard_task) = args
+            .dashboard
+            .start(
+                PathBuf::from("docket-dashboard"),
+                log.clone(),
+                checkpoints.clone(),
+                Some(integrity),
+                shutdown.clone(),
+            )
+            .await?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
         for service in docket_services::COMMAND_SERVICES {
@@ -302,10 +399,23 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             )));
         }
         eprintln!("docket: up over NATS at {url}; commands on docket.cmd.<service>.<command> (see `docket commands`); Ctrl-C stops");
+        let ops = crate::http::Ops {
+            dashboard,
+            checkpointer: Some(checkpointer),
+            shutdown: shutdown.clone(),
+        };
+        serve_http(
+            args.http,
+            crate::http::router(None, Some(api), ops),
+            shutdown.clone(),
+            "",
+        )
+        .await?;
         for task in tasks {
             task.await.context("a service task panicked")??;
         }
         audit.stop().await?;
+        finish_dashboard(dashboard_task).await?;
         finish_checkpointer(checkpointer_task).await?;
         return finish_notifications(notify).await;
     }
@@ -332,9 +442,25 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         log.audit_records()
             .context("opening the checkpoint records")?,
     );
-    let (checkpointer, checkpointer_task) =
+    let (checkpointer, checkpointer_task, vkey) =
         args.checkpoints
             .start(log.clone(), records, audit_dir, shutdown.clone())?;
+    let audit = docket_services::AuditApi {
+        checkpointer: checkpointer.clone(),
+        log: docket_log::AnyLog::File(log.clone()),
+    };
+    let integrity =
+        docket_dashboard::IntegrityCheck::new(audit.clone(), &vkey).map_err(anyhow::Error::msg)?;
+    let (dashboard, dashboard_task) = args
+        .dashboard
+        .start(
+            args.data_dir.join("dashboard"),
+            log.clone(),
+            checkpoints.clone(),
+            Some(integrity),
+            shutdown.clone(),
+        )
+        .await?;
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
     let background = docket_services::register_local(
@@ -345,28 +471,25 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         clock(),
         shutdown.clone(),
     );
-    let audit = docket_services::AuditApi {
-        checkpointer,
-        log: docket_log::AnyLog::File(log.clone()),
+    let ops = crate::http::Ops {
+        dashboard,
+        checkpointer: Some(checkpointer),
+        shutdown: shutdown.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(args.http)
-        .await
-        .with_context(|| format!("listening on {}", args.http))?;
-    let address = listener.local_addr()?;
-    eprintln!(
-        "docket: up (embedded), log in {}, commands at http://{address}/api/v1/commands/<name> (see `docket commands`); Ctrl-C stops",
+    let commands = format!(
+        "; log in {}, commands at /api/v1/commands/<name> (see `docket commands`); Ctrl-C stops",
         args.data_dir.display()
     );
-    println!("listening http://{address}");
-    let mut stop = shutdown.clone();
-    axum::serve(listener, crate::http::router(bus, Some(audit)))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-        .context("serving HTTP")?;
+    serve_http(
+        args.http,
+        crate::http::router(Some(bus), Some(audit), ops),
+        shutdown.clone(),
+        &commands,
+    )
+    .await?;
     background.finish().await?;
     finish_notifications(notify).await?;
+    finish_dashboard(dashboard_task).await?;
     finish_checkpointer(checkpointer_task).await?;
     log.close().await?;
     Ok(())
@@ -384,6 +507,8 @@ async fn nats_audit(
     docket_audit::CheckpointerHandle,
     CheckpointerTask,
     docket_bus::AuditServiceHandle,
+    docket_services::AuditApi,
+    String,
 )> {
     let audit_dir = args
         .audit_dir
@@ -394,14 +519,15 @@ async fn nats_audit(
             .await
             .context("opening the checkpoint stream")?,
     ));
-    let (checkpointer, task) = args.start(log.clone(), records, audit_dir, shutdown)?;
+    let (checkpointer, task, vkey) = args.start(log.clone(), records, audit_dir, shutdown)?;
     let api = docket_services::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::JetStream(log),
     };
     let client = docket_bus::connect(url, "docket-audit").await?;
-    let handle = docket_bus::serve_audit_nats(client, docket_services::VERSION, api).await?;
-    Ok((checkpointer, task, handle))
+    let handle =
+        docket_bus::serve_audit_nats(client, docket_services::VERSION, api.clone()).await?;
+    Ok((checkpointer, task, handle, api, vkey))
 }
 
 /// Runs the checkpointer and serves the audit queries over NATS until shutdown.
@@ -411,16 +537,124 @@ async fn serve_audit(
     args: &CheckpointArgs,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let (_, task, handle) = nats_audit(url, log, args, shutdown.clone()).await?;
+    let (_, task, handle, _, _) = nats_audit(url, log, args, shutdown.clone()).await?;
     let mut stop = shutdown;
     let _ = stop.wait_for(|s| *s).await;
     handle.stop().await?;
     finish_checkpointer(task).await
 }
 
+/// `docket serve dashboard`: the dashboard over the log on JetStream, checking checkpoints
+/// through the audit service.
+async fn serve_dashboard(
+    args: &ServeArgs,
+    log: JetStreamLog,
+    checkpoints: AnyCheckpoints,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let integrity = match &args.verifier_key {
+        Some(vkey) => {
+            let vkey = match std::fs::read_to_string(vkey) {
+                Ok(text) => text.trim().to_owned(),
+                Err(_) => vkey.trim().to_owned(),
+            };
+            let client = docket_bus::connect(&args.nats, "docket-dashboard").await?;
+            Some(
+                docket_dashboard::IntegrityCheck::new(
+                    docket_dashboard::NatsAudit::new(client, Duration::from_secs(10)),
+                    &vkey,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        }
+        None => {
+            eprintln!("docket: no --verifier-key: the dashboard will not verify checkpoints");
+            None
+        }
+    };
+    let (dashboard, task) = args
+        .dashboard
+        .start(
+            PathBuf::from("docket-dashboard"),
+            log,
+            checkpoints,
+            integrity,
+            shutdown.clone(),
+        )
+        .await?;
+    let ops = crate::http::Ops {
+        dashboard,
+        checkpointer: None,
+        shutdown: shutdown.clone(),
+    };
+    serve_http(
+        args.http,
+        crate::http::router(None, None, ops),
+        shutdown,
+        &format!(" over NATS at {}; Ctrl-C stops", args.nats),
+    )
+    .await?;
+    finish_dashboard(task).await
+}
+
+/// Serves /metrics and /healthz for a `docket serve` process, until shutdown.
+fn serve_metrics(
+    address: Option<SocketAddr>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<Result<()>>> {
+    let address = address?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    docket_service::metrics::render(),
+                )
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    Some(tokio::spawn(async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        eprintln!(
+            "docket: metrics at http://{}/metrics",
+            listener.local_addr()?
+        );
+        let mut stop = shutdown;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .context("serving metrics")
+    }))
+}
+
 pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let shutdown = shutdown_signal();
     let (log, checkpoints) = jetstream(&args.nats, args.replicas).await?;
+    if args.service == "dashboard" {
+        return serve_dashboard(&args, log, checkpoints, shutdown).await;
+    }
+    let metrics = serve_metrics(args.metrics, shutdown.clone());
+    let served = serve_service(&args, log, checkpoints, shutdown).await;
+    if let Some(task) = metrics {
+        task.await.context("the metrics endpoint panicked")??;
+    }
+    served
+}
+
+async fn serve_service(
+    args: &ServeArgs,
+    log: JetStreamLog,
+    checkpoints: AnyCheckpoints,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     if args.service == "audit" {
         eprintln!(
             "docket: serving audit over NATS at {} (docket.cmd.audit.*); Ctrl-C stops",

@@ -1,0 +1,370 @@
+//! The dashboard over HTTP on a real socket, with a real checkpointer signing the log it shows:
+//! the JSON API and its errors, the drill-down's roles, the page, OpenAPI, metrics, live updates
+//! and the integrity check (and its failure with the wrong key).
+
+use std::time::Duration;
+
+use docket_audit::{CheckpointSigner, CheckpointStore, Checkpointer, CheckpointerConfig};
+use docket_dashboard::{Dashboard, DashboardConfig, Filter, IntegrityCheck};
+use docket_log::{AnyCheckpoints, AnyLog, EventLog};
+use docket_services::AuditApi;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::{file_log, run_demo};
+
+/// One HTTP/1.1 GET; returns the status, the raw head and the body.
+async fn get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+async fn get_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let (status, head, body) = get(addr, path, headers).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{path}: {head}"
+    );
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+struct System {
+    addr: std::net::SocketAddr,
+    dashboard: Dashboard,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The demo's log, a checkpointer signing it, and the dashboard served on a free port, checking
+/// checkpoints with `vkey` (the signer's own unless given).
+async fn system(dir: &std::path::Path, vkey: Option<&str>) -> System {
+    let log = file_log(&dir.join("log")).await;
+    let checkpoints = AnyCheckpoints::File(log.checkpoints().unwrap());
+    run_demo(log.clone(), checkpoints.clone(), 12, 40).await;
+    let (skey, own_vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    let signer = CheckpointSigner::new(&skey).unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let (checkpointer, checkpointer_task) = Checkpointer::start(
+        CheckpointerConfig {
+            every_commits: 50,
+            every: Duration::from_millis(200),
+        },
+        log.clone(),
+        CheckpointStore::new(log.audit_records().unwrap()),
+        signer,
+        dir.join("tree"),
+        stopped.clone(),
+    );
+    let api = AuditApi {
+        checkpointer,
+        log: AnyLog::File(log.clone()),
+    };
+    let integrity = IntegrityCheck::new(api, vkey.unwrap_or(&own_vkey)).unwrap();
+    let mut config = DashboardConfig::new(Some(dir.join("dashboard")));
+    config.integrity_every = Duration::from_millis(100);
+    config.lag_every = Duration::from_millis(100);
+    let (dashboard, dashboard_task) = Dashboard::start(
+        log.clone(),
+        checkpoints,
+        Some(integrity),
+        config,
+        stopped.clone(),
+    )
+    .await
+    .unwrap();
+    let head = log.head().await.unwrap();
+    assert!(dashboard.wait_for(head, Duration::from_secs(30)).await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = docket_dashboard::http::router(dashboard.clone(), stopped.clone());
+    let mut serving = stopped;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = serving.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap();
+    });
+    let tasks = vec![
+        server,
+        tokio::spawn(async move {
+            dashboard_task.await.unwrap().unwrap();
+        }),
+        tokio::spawn(async move {
+            checkpointer_task.await.unwrap().unwrap();
+        }),
+    ];
+    System {
+        addr,
+        dashboard,
+        stop,
+        tasks,
+    }
+}
+
+impl System {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("stops promptly")
+                .unwrap();
+        }
+    }
+
+    /// Waits for the integrity check to report on a checkpoint covering the whole log.
+    async fn integrity(&self, head: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, o) = get_json(self.addr, "/api/v1/dashboard/overview", &[]).await;
+            if o["integrity"]["checkpoint_size"].as_u64() == Some(head)
+                && !o["integrity"]["verified"].is_null()
+            {
+                return o["integrity"].clone();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{o}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+const AUDITOR: &str = "6f1c2b9e-2a4c-4c1e-9a59-0c8f4b7d1e21/auditor";
+const OPERATIONS: &str = "6f1c2b9e-2a4c-4c1e-9a59-0c8f4b7d1e21/operations";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_the_projection_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = system(dir.path(), None).await;
+    let head = s.dashboard.projection().position();
+
+    let (status, o) = get_json(s.addr, "/api/v1/dashboard/overview", &[]).await;
+    assert_eq!(status, 200);
+    let direct = serde_json::to_value(s.dashboard.overview(&Filter::default())).unwrap();
+    assert_eq!(o["position"], direct["position"]);
+    assert_eq!(o["decisions"], direct["decisions"]);
+    assert_eq!(o["turnaround"], direct["turnaround"]);
+    assert_eq!(o["filter"]["window"], "all");
+
+    let (status, nyc) = get_json(
+        s.addr,
+        "/api/v1/dashboard/overview?office=nyc&window=365d",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(nyc["filter"]["office"], "NYC");
+    assert_eq!(nyc["filter"]["window"], "365d");
+
+    for (query, needle) in [
+        ("office=XYZ", "field_office"),
+        ("window=2w", "unknown window"),
+        ("offices=NYC", "unknown query parameter"),
+    ] {
+        let (status, e) =
+            get_json(s.addr, &format!("/api/v1/dashboard/overview?{query}"), &[]).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(e["code"], "bad_request", "{query}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{query}: {e}"
+        );
+    }
+
+    // The drill-down needs a role that may see individual reviews.
+    let (status, e) = get_json(s.addr, "/api/v1/dashboard/overdue", &[]).await;
+    assert_eq!((status, e["code"].as_str()), (400, Some("missing_actor")));
+    let (status, e) = get_json(
+        s.addr,
+        "/api/v1/dashboard/overdue",
+        &[("Docket-Actor", OPERATIONS)],
+    )
+    .await;
+    assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")));
+    let (status, e) = get_json(
+        s.addr,
+        "/api/v1/dashboard/overdue",
+        &[("Docket-Actor", "nobody")],
+    )
+    .await;
+    assert_eq!((status, e["code"].as_str()), (400, Some("bad_actor")));
+    let (status, list) = get_json(
+        s.addr,
+        "/api/v1/dashboard/overdue",
+        &[("Docket-Actor", AUDITOR)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let expected = s.dashboard.overdue(None);
+    assert_eq!(
+        list["reviews"].as_array().unwrap().len(),
+        expected.reviews.len()
+    );
+    let (_, o) = get_json(s.addr, "/api/v1/dashboard/overview", &[]).await;
+    assert_eq!(
+        o["review_queue"]["by_deadline"]["overdue"]
+            .as_u64()
+            .unwrap() as usize,
+        expected.reviews.len()
+    );
+
+    // Integrity: the latest checkpoint covers the log and verifies.
+    let integrity = s.integrity(head).await;
+    assert_eq!(integrity["verified"], true, "{integrity}");
+    assert!(integrity["problem"].is_null());
+    assert!(integrity["age_seconds"].as_f64().unwrap() >= 0.0);
+
+    // The page and its assets, offline (no external URLs).
+    let (status, head_text, page) = get(s.addr, "/", &[]).await;
+    assert_eq!(status, 200);
+    assert!(head_text.to_ascii_lowercase().contains("text/html"));
+    assert!(page.contains("app.js") && page.contains("app.css"));
+    for asset in ["/", "/app.js", "/app.css"] {
+        let (status, _, body) = get(s.addr, asset, &[]).await;
+        assert_eq!(status, 200);
+        for external in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "fetch(\"http",
+            "fetch('http",
+        ] {
+            assert!(
+                !body.contains(external),
+                "{asset} loads nothing from elsewhere ({external})"
+            );
+        }
+    }
+
+    // OpenAPI names every route.
+    let (status, spec) = get_json(s.addr, "/api/v1/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v1/dashboard/overview",
+        "/api/v1/dashboard/overdue",
+        "/api/v1/dashboard/stream",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/api/v1/commands/{name}",
+        "/api/v1/audit/checkpoint",
+        "/api/v1/audit/inclusion",
+        "/api/v1/audit/consistency",
+        "/api/v1/audit/receipt",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} in the OpenAPI description"
+        );
+    }
+
+    // Metrics: the demo's commands and the log head, in Prometheus text format.
+    let (status, head_text, metrics) = get(s.addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(head_text.contains("text/plain; version=0.0.4"));
+    assert!(metrics.contains("docket_commands_total{"), "{metrics}");
+    // (The registry is the process's; other tests here run their own logs beside this one, so
+    // the gauges hold whichever log was read last.)
+    assert!(metrics.contains("\ndocket_log_head "), "{metrics}");
+    assert!(
+        metrics.contains("docket_consumer_lag{consumer=\"dashboard\"} "),
+        "{metrics}"
+    );
+
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_updates_stream_and_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = system(dir.path(), None).await;
+    let head = s.dashboard.projection().position();
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/dashboard/stream HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("event: update") || !seen.contains(&format!("\"position\":{head}")) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("an update within 10 s")
+            .unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen
+        .to_ascii_lowercase()
+        .contains("content-type: text/event-stream"));
+    // Shutdown ends the open stream, so a graceful stop does not wait for pages.
+    s.stop().await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("the stream ends at shutdown")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_signed_by_another_key_is_shown_as_not_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, other_vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    let s = system(dir.path(), Some(&other_vkey)).await;
+    let head = s.dashboard.projection().position();
+    let integrity = s.integrity(head).await;
+    assert_eq!(integrity["verified"], false, "{integrity}");
+    assert!(
+        integrity["problem"].as_str().unwrap().contains("signature"),
+        "{integrity}"
+    );
+    s.stop().await;
+}
