@@ -308,3 +308,24 @@ mod tests {
         );
     }
 }
+
+/// The audit queries over NATS, as an [`AuditHandler`]: for readers in other processes (the
+/// dashboard) that want the audit service's answers through the same trait as an in-process one.
+#[derive(Clone, Debug)]
+pub struct NatsAudit {
+    client: async_nats::Client,
+    timeout: Duration,
+}
+
+impl NatsAudit {
+    /// Queries through `client`, waiting at most `timeout` for each answer.
+    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
+        NatsAudit { client, timeout }
+    }
+}
+
+impl AuditHandler for NatsAudit {
+    async fn answer(&self, query: AuditQuery) -> Result<Value, BusError> {
+        audit_query(&self.client, &query, self.timeout).await
+    }
+}

@@ -26,7 +26,9 @@ pub mod local;
 pub mod nats;
 pub mod transport;
 
-pub use audit::{audit_query, serve_audit_nats, AuditHandler, AuditQuery, AuditServiceHandle};
+pub use audit::{
+    audit_query, serve_audit_nats, AuditHandler, AuditQuery, AuditServiceHandle, NatsAudit,
+};
 pub use catalogue::{parse_subject, subject, Service};
 pub use codec::{decode_command, encode_command, CommandReply, ContentType, Receipt};
 pub use command::DomainCommand;

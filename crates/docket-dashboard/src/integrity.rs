@@ -11,40 +11,18 @@
 //!    from the commit's bytes).
 //!
 //! The proofs come from the audit service ([`docket_bus::AuditHandler`]: in process in
-//! `docket up`, or [`NatsAudit`] over NATS); none of the checks trusts it.
-
-use std::time::Duration;
+//! `docket up`, or [`docket_bus::NatsAudit`] over NATS); none of the checks trusts it.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::Utc;
 use docket_audit::tree::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use docket_audit::CheckpointVerifier;
-use docket_bus::{AuditHandler, AuditQuery, BusError};
+use docket_bus::{AuditHandler, AuditQuery};
 use docket_log::EventLog;
 use serde_json::Value;
 
 use crate::view::Integrity;
-
-/// The audit queries over NATS, as an [`AuditHandler`].
-#[derive(Clone, Debug)]
-pub struct NatsAudit {
-    client: async_nats::Client,
-    timeout: Duration,
-}
-
-impl NatsAudit {
-    /// Queries through `client`, waiting at most `timeout` for each answer.
-    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
-        NatsAudit { client, timeout }
-    }
-}
-
-impl AuditHandler for NatsAudit {
-    async fn answer(&self, query: AuditQuery) -> Result<Value, BusError> {
-        docket_bus::audit_query(&self.client, &query, self.timeout).await
-    }
-}
 
 /// Checks the latest checkpoint; remembers the last one verified.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ pub mod projection;
 pub mod runner;
 pub mod view;
 
-pub use integrity::{IntegrityCheck, NatsAudit};
+pub use integrity::IntegrityCheck;
 pub use projection::{Projection, ProjectionError};
 pub use runner::{
     Dashboard, DashboardConfig, DashboardError, Progress, Readiness, DASHBOARD_CONSUMER,

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use docket_bus::NatsAudit;
 use docket_bus::{Client, LocalBus};
 use docket_dashboard::projection::QueueStage;
-use docket_dashboard::{Dashboard, DashboardConfig, Filter, IntegrityCheck, NatsAudit, Window};
+use docket_dashboard::{Dashboard, DashboardConfig, Filter, IntegrityCheck, Window};
 use docket_demo::DemoConfig;
 use docket_domain::policy::PolicySet;
 use docket_domain::review::Stage;

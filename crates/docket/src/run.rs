@@ -561,7 +561,7 @@ async fn serve_dashboard(
             let client = docket_bus::connect(&args.nats, "docket-dashboard").await?;
             Some(
                 docket_dashboard::IntegrityCheck::new(
-                    docket_dashboard::NatsAudit::new(client, Duration::from_secs(10)),
+                    docket_bus::NatsAudit::new(client, Duration::from_secs(10)),
                     &vkey,
                 )
                 .map_err(anyhow::Error::msg)?,
