@@ -468,3 +468,86 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nothing in the log concerns"));
 }
+
+/// A plain HTTP/1.1 GET; the status and the body.
+fn http_get_status(url: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// Polls the overview until its position reaches `position`.
+fn overview_at(url: &str, position: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let o: serde_json::Value =
+            serde_json::from_str(&http_get(url, "/api/v1/dashboard/overview")).unwrap();
+        if o["position"].as_u64() >= Some(position) {
+            return o;
+        }
+        assert!(std::time::Instant::now() < deadline, "{o}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn up_serves_the_dashboard_metrics_and_readiness_and_resumes_its_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = up(dir.path());
+    assert_eq!(http_get(&url, "/healthz"), "ok");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http_get_status(&url, "/readyz");
+        let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status == 200, ready["ready"] == true, "{body}");
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(http_get(&url, "/").contains("Docket"));
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-00000000000b",
+            "office=NYC",
+            "role=officer",
+        ],
+    );
+    assert!(ok, "{reply}");
+    let position = reply["position"].as_u64().unwrap();
+    let o = overview_at(&url, position);
+    assert_eq!(o["position"], position);
+    let metrics = http_get(&url, "/metrics");
+    assert!(
+        metrics.contains("docket_commands_total{command=\"officer.register\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    terminate(&mut child);
+    // The snapshot was written at the stop; the next start resumes from it.
+    assert!(dir.path().join("dashboard/dashboard.snapshot").exists());
+    let (child, url) = up(dir.path());
+    let o = overview_at(&url, position);
+    assert_eq!(o["position"], position);
+    let consumers = o["consumers"].as_array().unwrap();
+    let own = consumers
+        .iter()
+        .find(|c| c["consumer"] == "dashboard")
+        .unwrap();
+    assert_eq!(own["lag"], 0, "{o}");
+    stop(child);
+}
