@@ -5,6 +5,7 @@
 //! effects are in the log exactly once.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -161,7 +162,75 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
         report["checkpoints_checked"].as_u64().unwrap() >= 1,
         "{report}"
     );
+    // The dashboard as its own process: it follows the log on JetStream and verifies the latest
+    // checkpoint with the proofs of the audit service, over NATS.
+    let dashboard_dir = tempfile::tempdir().unwrap();
+    let mut dashboard = Command::new(DOCKET)
+        .args([
+            "serve",
+            "dashboard",
+            "--nats",
+            &server.url(),
+            "--log",
+            "warn",
+        ])
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--verifier-key",
+            &vkey,
+            "--dashboard-dir",
+        ])
+        .arg(dashboard_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(dashboard.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let dashboard = Proc(dashboard);
+    let url = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    let head = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap()
+        .head()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let overview = loop {
+        let body = http_get(&url, "/api/v1/dashboard/overview").await;
+        let o: Value = serde_json::from_str(&body).unwrap();
+        if o["position"] == head
+            && o["integrity"]["verified"] == true
+            && o["integrity"]["checkpoint_size"].as_u64() >= Some(1)
+        {
+            break o;
+        }
+        assert!(Instant::now() < deadline, "{o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        overview["decisions"]["total"].as_u64().unwrap() >= 1,
+        "{overview}"
+    );
+    drop(dashboard);
     drop(services);
+}
+
+/// One HTTP/1.1 GET over a plain socket; the body of a 200.
+async fn http_get(url: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    body.to_owned()
 }
 
 /// The acknowledgement of a review request and the recording of a decision carry a receipt.

@@ -274,8 +274,8 @@ pub(crate) struct ServeArgs {
     /// dashboard: the HTTP address of the page, its API and /metrics.
     #[arg(long, env = "DOCKET_HTTP", default_value = "127.0.0.1:7400")]
     http: SocketAddr,
-    /// dashboard: the checkpoint verifier key (printed by `docket audit keygen`, or the
-    /// `.vkey` file beside the audit service's key), to verify the latest checkpoint.
+    /// dashboard: the checkpoint verifier key, to verify the latest checkpoint: the key as
+    /// `docket audit keygen` prints it, or `@file` (the `.vkey` file beside the audit key).
     #[arg(long, env = "DOCKET_CHECKPOINT_VKEY")]
     verifier_key: Option<String>,
     /// Other services: serve /metrics and /healthz on this address.
@@ -554,8 +554,13 @@ async fn serve_dashboard(
 ) -> Result<()> {
     let integrity = match &args.verifier_key {
         Some(vkey) => {
-            let vkey = match std::fs::read_to_string(vkey) {
+            // `@path` (as `docket audit verify --vkey` takes it), a path, or the key itself.
+            let path = vkey.strip_prefix('@').unwrap_or(vkey);
+            let vkey = match std::fs::read_to_string(path) {
                 Ok(text) => text.trim().to_owned(),
+                Err(e) if vkey.starts_with('@') => {
+                    bail!("reading the verifier key {path}: {e}")
+                }
                 Err(_) => vkey.trim().to_owned(),
             };
             let client = docket_bus::connect(&args.nats, "docket-dashboard").await?;
