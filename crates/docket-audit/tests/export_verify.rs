@@ -95,10 +95,11 @@ pub async fn demo_log(dir: &Path, pass_deadlines: bool) -> FileLog {
         executor,
         checkpoints,
         None,
+        crate::keys::verifier(),
         Arc::new(clock.clone()),
         stopped,
     );
-    let summary = docket_demo::run(Client::new(bus), &config, |_, _| {})
+    let summary = docket_demo::run(Client::new(bus, crate::keys::issuer()), &config, |_, _| {})
         .await
         .unwrap();
     assert!(summary.unexpected_refusals.is_empty(), "{summary}");

@@ -133,6 +133,10 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut services = Vec::new();
     let mut review_world = None;
+    // Every request carries a signed actor token, verified by the service, as in production.
+    let (actor_skey, actor_vkey) = docket_bus::token::generate_key();
+    let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
+    let actors = docket_bus::token::TokenVerifier::new(&[actor_vkey])?;
     for service in docket_services::COMMAND_SERVICES {
         let client = docket_bus::connect(&url, &format!("docket-bench-{service}")).await?;
         let log = JetStreamLog::connect_url(&url, log_config.clone())
@@ -154,6 +158,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             executor,
             checkpoints,
             None,
+            actors.clone(),
             clock.clone(),
             stopped.clone(),
         )));
@@ -216,7 +221,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     ));
     let mut raw_js = raw_js_publishes(&client, options.raw_requests / 5).await?;
 
-    let transport = || Client::new(NatsTransport::new(client.clone()));
+    let transport = || Client::new(NatsTransport::new(client.clone()), issuer.clone());
     let mut left_running = 0;
     let mut problems = 0;
     progress("warm-up: 20 cases");

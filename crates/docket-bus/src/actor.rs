@@ -1,10 +1,11 @@
 //! Who is acting, and which attempt this is: the one place that reads `Docket-Actor` and
 //! `Docket-Idempotency-Key` from a request.
 //!
-//! Today `Docket-Actor` carries `<person uuid>/<role code>` as the caller claims it; NATS
-//! permissions decide which callers may publish commands at all. Signed actor tokens (issue 7)
-//! replace the header's content, not its place: [`authenticate`] is its only reader, so only
-//! this file changes.
+//! `Docket-Actor` carries a signed actor token ([`crate::token`]): the person, the role they act
+//! in and an expiry, signed with the deployment's actor-token key. [`authenticate`] is its only
+//! reader: an unsigned `<person uuid>/<role>` claim, a token signed by a key the service does not
+//! hold, an altered or forged one, and an expired one are all refused before the body is read.
+//! Whether the role may issue the command is the domain's permission table's to say.
 
 use docket_domain::values::PersonId;
 use docket_domain::{Actor, Role};
@@ -12,33 +13,19 @@ use serde_json::json;
 
 use crate::error::{codes, BusError};
 use crate::headers::{self, Headers};
+use crate::token::{TokenError, TokenIssuer, TokenVerifier};
 
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
-/// The `Docket-Actor` value for an actor: `<person uuid>/<role code>`.
-pub fn actor_header(actor: &Actor) -> String {
+/// The unsigned `<person uuid>/<role code>` form of an actor: how people and tools name an
+/// actor, and what [`TokenIssuer`] turns into a token. Services refuse it as a header.
+pub fn actor_claim(actor: &Actor) -> String {
     format!("{}/{}", actor.person, actor.role.code())
 }
 
-/// Reads who is acting from the request headers: `missing_actor` without a `Docket-Actor`
-/// header, `bad_actor` (with `details.part` naming what is wrong) when it is malformed or
-/// given twice.
-pub fn authenticate(headers: &Headers) -> Result<Actor, BusError> {
-    let mut values = headers.get_all(headers::ACTOR);
-    let Some(value) = values.next() else {
-        return Err(BusError::new(
-            codes::MISSING_ACTOR,
-            format!(
-                "the {} header is required: <person uuid>/<role>",
-                headers::ACTOR
-            ),
-        )
-        .with_details(json!({ "header": headers::ACTOR })));
-    };
-    if values.next().is_some() {
-        return Err(bad_actor("header", "given more than once"));
-    }
+/// Parses the `<person uuid>/<role code>` form.
+pub fn parse_claim(value: &str) -> Result<Actor, BusError> {
     let Some((person, role)) = value.trim().split_once('/') else {
         return Err(bad_actor(
             "header",
@@ -48,6 +35,56 @@ pub fn authenticate(headers: &Headers) -> Result<Actor, BusError> {
     let person = PersonId::parse(person).map_err(|e| bad_actor("person", e.problem))?;
     let role = Role::parse(role).map_err(|e| bad_actor("role", e.problem))?;
     Ok(Actor { person, role })
+}
+
+/// The `Docket-Actor` value for `actor`: a token from `issuer`, valid for five minutes.
+pub fn actor_header(issuer: &TokenIssuer, actor: &Actor) -> String {
+    issuer.for_request(actor)
+}
+
+/// Reads who is acting from the request headers, verifying the token with `verifier` at `now`
+/// (unix seconds): `missing_actor` without a `Docket-Actor` header; `bad_actor` (with
+/// `details.part`) when it is given twice, malformed, or an unsigned `<uuid>/<role>` claim;
+/// `unauthenticated` (with `details.reason`) when the token does not verify.
+pub fn authenticate(
+    headers: &Headers,
+    verifier: &TokenVerifier,
+    now: i64,
+) -> Result<Actor, BusError> {
+    let mut values = headers.get_all(headers::ACTOR);
+    let Some(value) = values.next() else {
+        return Err(BusError::new(
+            codes::MISSING_ACTOR,
+            format!(
+                "the {} header is required: a signed actor token (`docket token issue`)",
+                headers::ACTOR
+            ),
+        )
+        .with_details(json!({ "header": headers::ACTOR })));
+    };
+    if values.next().is_some() {
+        return Err(bad_actor("header", "given more than once"));
+    }
+    let value = value.trim();
+    if !value.starts_with("v1.") {
+        let unsigned = parse_claim(value).is_ok();
+        return Err(bad_actor(
+            "token",
+            if unsigned {
+                "an unsigned <person uuid>/<role> claim is not accepted: send a signed actor token (`docket token issue`, or `docket send --as` with the actor-token key)".to_owned()
+            } else {
+                "not a signed actor token (v1.<kid>.<claims>.<signature>)".to_owned()
+            },
+        ));
+    }
+    verifier.verify(value, now).map_err(|e| match e {
+        TokenError::Malformed(problem) => bad_actor("token", problem),
+        other => BusError::new(
+            codes::UNAUTHENTICATED,
+            format!("the actor token is refused: {other}"),
+        )
+        .with_details(json!({ "header": headers::ACTOR, "reason": other.kind() })),
+    })
 }
 
 fn bad_actor(part: &str, problem: impl Into<String>) -> BusError {
@@ -116,37 +153,76 @@ mod tests {
         Headers::new().with(headers::ACTOR, value)
     }
 
+    fn keys() -> (TokenIssuer, TokenVerifier) {
+        let (skey, vkey) = crate::token::generate_key();
+        (
+            TokenIssuer::new(&skey).unwrap(),
+            TokenVerifier::new(&[vkey]).unwrap(),
+        )
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
     #[test]
-    fn the_actor_header_round_trips() {
-        let actor = authenticate(&with_actor(&format!("{PERSON}/officer"))).unwrap();
+    fn a_signed_token_names_the_actor() {
+        let (issuer, verifier) = keys();
+        let actor = parse_claim(&format!("{PERSON}/officer")).unwrap();
         assert_eq!(actor.role, Role::Officer);
         assert_eq!(actor.person.to_string(), PERSON);
+        assert_eq!(actor_claim(&actor), format!("{PERSON}/officer"));
+        let token = issuer.issue(&actor, NOW, 60);
         assert_eq!(
-            authenticate(&with_actor(&actor_header(&actor))).unwrap(),
+            authenticate(&with_actor(&token), &verifier, NOW + 1).unwrap(),
             actor
         );
     }
 
     #[test]
-    fn a_missing_or_malformed_actor_is_refused_with_the_part_named() {
+    fn unsigned_expired_forged_and_foreign_tokens_are_refused() {
+        let (issuer, verifier) = keys();
+        let actor = parse_claim(&format!("{PERSON}/officer")).unwrap();
         assert_eq!(
-            authenticate(&Headers::new()).unwrap_err().code,
+            authenticate(&Headers::new(), &verifier, NOW).unwrap_err().code,
             codes::MISSING_ACTOR
+        );
+        // The unsigned claim that was once enough.
+        let err = authenticate(&with_actor(&format!("{PERSON}/officer")), &verifier, NOW)
+            .unwrap_err();
+        assert_eq!((err.code.as_str(), &err.details["part"]), (codes::BAD_ACTOR, &json!("token")));
+        assert!(err.message.contains("unsigned"), "{}", err.message);
+        for garbage in ["", "officer", "v1.x", "v1.a.b.c"] {
+            let err = authenticate(&with_actor(garbage), &verifier, NOW).unwrap_err();
+            assert!(
+                err.code == codes::BAD_ACTOR || err.code == codes::UNAUTHENTICATED,
+                "{garbage}: {err:?}"
+            );
+        }
+        let token = issuer.issue(&actor, NOW, 60);
+        let expired = authenticate(&with_actor(&token), &verifier, NOW + 60).unwrap_err();
+        assert_eq!(expired.code, codes::UNAUTHENTICATED);
+        assert_eq!(expired.details["reason"], "expired");
+        let (other, _) = keys();
+        let foreign =
+            authenticate(&with_actor(&other.issue(&actor, NOW, 60)), &verifier, NOW).unwrap_err();
+        assert_eq!(foreign.details["reason"], "unknown_key");
+        let mut forged = token.clone();
+        forged.replace_range(forged.len() - 3.., "AAA");
+        let forged = authenticate(&with_actor(&forged), &verifier, NOW).unwrap_err();
+        assert_eq!(forged.code, codes::UNAUTHENTICATED);
+        let mut twice = with_actor(&token);
+        twice.append(headers::ACTOR, token.clone());
+        assert_eq!(
+            authenticate(&twice, &verifier, NOW).unwrap_err().code,
+            codes::BAD_ACTOR
         );
         for (value, part) in [
             ("officer", "header"),
-            ("", "header"),
             ("not-a-uuid/officer", "person"),
             (&format!("{PERSON}/emperor"), "role"),
-            (&format!("{PERSON}/"), "role"),
         ] {
-            let err = authenticate(&with_actor(value)).unwrap_err();
-            assert_eq!(err.code, codes::BAD_ACTOR, "{value}");
+            let err = parse_claim(value).unwrap_err();
             assert_eq!(err.details["part"], part, "{value}");
         }
-        let mut twice = with_actor(&format!("{PERSON}/officer"));
-        twice.append(headers::ACTOR, format!("{PERSON}/supervisor"));
-        assert_eq!(authenticate(&twice).unwrap_err().code, codes::BAD_ACTOR);
     }
 
     #[test]

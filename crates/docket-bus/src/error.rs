@@ -22,8 +22,11 @@ pub mod codes {
     pub const UNKNOWN_COMMAND: &str = "unknown_command";
     /// No `Docket-Actor` header.
     pub const MISSING_ACTOR: &str = "missing_actor";
-    /// The `Docket-Actor` header is malformed; `details` name the part.
+    /// The `Docket-Actor` header is malformed or unsigned; `details` name the part.
     pub const BAD_ACTOR: &str = "bad_actor";
+    /// The actor token does not verify: unknown key, altered or forged, expired or issued in the
+    /// future; `details.reason` says which.
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
     /// The actor's role may not issue the command.
     pub const FORBIDDEN: &str = "forbidden";
     /// The domain refused a malformed field (blank text, an unknown factor …).
@@ -46,6 +49,7 @@ pub mod codes {
         UNKNOWN_COMMAND,
         MISSING_ACTOR,
         BAD_ACTOR,
+        UNAUTHENTICATED,
         FORBIDDEN,
         INVALID,
         INVALID_STATE,
@@ -142,6 +146,7 @@ fn status_of(code: &str) -> u16 {
         | codes::BAD_ACTOR
         | codes::INVALID
         | codes::TOO_LARGE => 400,
+        codes::UNAUTHENTICATED => 401,
         codes::FORBIDDEN => 403,
         codes::UNAVAILABLE => 503,
         codes::INTERNAL => 500,

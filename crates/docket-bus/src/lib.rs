@@ -24,6 +24,7 @@ mod error;
 pub mod headers;
 pub mod local;
 pub mod nats;
+pub mod token;
 pub mod transport;
 
 pub use audit::{

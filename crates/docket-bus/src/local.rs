@@ -12,16 +12,22 @@ use crate::catalogue::{self, Service};
 use crate::codec::CommandReply;
 use crate::error::BusError;
 use crate::headers::Headers;
+use crate::token::TokenVerifier;
 use crate::transport::{dispatch, BusRequest, Handler, RawReply, Transport};
 
 /// [`Handler`] behind a pointer, so one map holds every service's handler.
 trait DynHandler: Send + Sync {
     fn handle_boxed(&self, request: BusRequest) -> BoxFuture<'_, Result<CommandReply, BusError>>;
+    fn actors_dyn(&self) -> &TokenVerifier;
 }
 
 impl<H: Handler> DynHandler for H {
     fn handle_boxed(&self, request: BusRequest) -> BoxFuture<'_, Result<CommandReply, BusError>> {
         Box::pin(self.handle(request))
+    }
+
+    fn actors_dyn(&self) -> &TokenVerifier {
+        self.actors()
     }
 }
 
@@ -100,7 +106,7 @@ impl Transport for LocalBus {
         let Some(handler) = self.handler(catalogue::service_of(kind)) else {
             return Err(BusError::no_responders(subject));
         };
-        Ok(dispatch(kind, &headers, &body, |request| {
+        Ok(dispatch(kind, &headers, &body, handler.actors_dyn(), |request| {
             handler.handle_boxed(request)
         })
         .await)

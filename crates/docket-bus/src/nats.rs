@@ -192,9 +192,13 @@ async fn serve<H: Handler>(
                 .as_ref()
                 .map(from_nats_headers)
                 .unwrap_or_default();
-            let reply = dispatch(kind, &headers, &request.message.payload, |req| {
-                handler.handle(req)
-            })
+            let reply = dispatch(
+                kind,
+                &headers,
+                &request.message.payload,
+                handler.actors(),
+                |req| handler.handle(req),
+            )
             .await;
             if !reply.is_ok() {
                 if let Some(n) = errors.get(&catalogue::endpoint_name(kind)) {

@@ -12,6 +12,7 @@ use futures_util::FutureExt;
 use serde_json::json;
 
 use crate::actor;
+use crate::token::{TokenIssuer, TokenVerifier};
 use crate::codec::{self, CommandReply, ContentType};
 use crate::command::DomainCommand;
 use crate::error::{codes, BusError};
@@ -43,6 +44,10 @@ pub struct BusRequest {
 /// What a service implements: one decoded command in, its result out. Errors become structured
 /// error replies; a panic becomes an `internal` error reply.
 pub trait Handler: Send + Sync + 'static {
+    /// Whose actor tokens this handler accepts: every request's `Docket-Actor` is verified with
+    /// it before the body is read.
+    fn actors(&self) -> &TokenVerifier;
+
     /// Handles one command.
     fn handle(
         &self,
@@ -51,6 +56,10 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 impl<H: Handler> Handler for Arc<H> {
+    fn actors(&self) -> &TokenVerifier {
+        H::actors(self)
+    }
+
     fn handle(
         &self,
         request: BusRequest,
@@ -144,6 +153,7 @@ pub(crate) async fn dispatch<F, Fut>(
     kind: CommandKind,
     headers: &Headers,
     body: &[u8],
+    actors: &TokenVerifier,
     call: F,
 ) -> RawReply
 where
@@ -155,7 +165,7 @@ where
         // The reply cannot mirror an encoding we do not speak: JSON, the default.
         Err(err) => return RawReply::from_error(&err, ContentType::Json),
     };
-    let request = match prepare(kind, content_type, headers, body) {
+    let request = match prepare(kind, content_type, headers, body, actors) {
         Ok(request) => request,
         Err(err) => {
             tracing::debug!(command = %kind, code = %err.code, "request refused before the handler");
@@ -180,6 +190,7 @@ fn prepare(
     content_type: ContentType,
     headers: &Headers,
     body: &[u8],
+    actors: &TokenVerifier,
 ) -> Result<BusRequest, BusError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BusError::new(
@@ -191,7 +202,7 @@ fn prepare(
         )
         .with_details(json!({ "size": body.len(), "limit": MAX_BODY_BYTES })));
     }
-    let actor = actor::authenticate(headers)?;
+    let actor = actor::authenticate(headers, actors, crate::token::now_secs())?;
     let idempotency_key = actor::idempotency_key(headers)?;
     let after = actor::after(headers)?;
     let command = codec::decode_command(kind, content_type, body)?;
@@ -244,12 +255,25 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
 #[derive(Clone, Debug)]
 pub struct Client<T> {
     transport: T,
+    issuer: Option<TokenIssuer>,
 }
 
 impl<T: Transport> Client<T> {
-    /// A client over `transport`.
-    pub fn new(transport: T) -> Self {
-        Client { transport }
+    /// A client over `transport` that signs each request's actor token with `issuer`.
+    pub fn new(transport: T, issuer: TokenIssuer) -> Self {
+        Client {
+            transport,
+            issuer: Some(issuer),
+        }
+    }
+
+    /// A client without the actor-token key: it sends the unsigned `<person>/<role>` claim,
+    /// which services refuse (for tests of that refusal).
+    pub fn unsigned(transport: T) -> Self {
+        Client {
+            transport,
+            issuer: None,
+        }
     }
 
     /// The transport.
@@ -283,7 +307,13 @@ impl<T: Transport> Client<T> {
         let (kind, body) = codec::encode_command(command, content_type)?;
         let mut headers = Headers::new()
             .with(headers::CONTENT_TYPE, content_type.as_str())
-            .with(headers::ACTOR, actor::actor_header(actor));
+            .with(
+                headers::ACTOR,
+                match &self.issuer {
+                    Some(issuer) => actor::actor_header(issuer, actor),
+                    None => actor::actor_claim(actor),
+                },
+            );
         if let Some(key) = idempotency_key {
             headers.insert(headers::IDEMPOTENCY_KEY, key);
         }

@@ -100,7 +100,7 @@ async fn every_service_answers_ping_info_and_stats_with_its_endpoints() {
 
     // STATS counts requests, and Docket's error replies in each endpoint's data.
     let transport = NatsTransport::new(client.clone());
-    let docket = Client::new(&transport);
+    let docket = Client::new(&transport, samples::issuer());
     let actor = samples::actor(Role::Officer);
     docket
         .send(&actor, &samples::open_case(), ContentType::Json, None)
@@ -141,7 +141,7 @@ async fn instances_in_the_queue_group_share_the_load() {
         .await
         .unwrap();
     let transport = NatsTransport::new(client.clone());
-    let docket = Client::new(&transport);
+    let docket = Client::new(&transport, samples::issuer());
     let actor = samples::actor(Role::Officer);
     let mut served = BTreeMap::<String, usize>::new();
     for _ in 0..60 {
@@ -185,7 +185,7 @@ async fn stop_waits_for_requests_in_flight() {
     let in_flight = tokio::spawn({
         let transport = transport.clone();
         async move {
-            Client::new(&transport)
+            Client::new(&transport, samples::issuer())
                 .send(
                     &samples::actor(Role::Supervisor),
                     &slow,
@@ -207,7 +207,7 @@ async fn stop_waits_for_requests_in_flight() {
     assert_eq!(reply.events[0], "case.close");
 
     // Stopped: nobody answers any more, and the client says so at once.
-    let err = Client::new(&transport)
+    let err = Client::new(&transport, samples::issuer())
         .send(
             &samples::actor(Role::Supervisor),
             &DomainCommand::case(
@@ -238,7 +238,7 @@ async fn an_unanswered_request_times_out_as_unavailable() {
         .unwrap();
     client.flush().await.unwrap();
     let transport = NatsTransport::new(client.clone()).with_timeout(Duration::from_millis(200));
-    let err = Client::new(&transport)
+    let err = Client::new(&transport, samples::issuer())
         .send(
             &samples::actor(Role::Officer),
             &samples::open_case(),

@@ -246,3 +246,26 @@ pub fn role_for(kind: CommandKind) -> Role {
         .find(|r| docket_domain::permissions::allowed(**r, kind))
         .unwrap()
 }
+
+/// The test deployment's actor-token key pair.
+fn token_keys() -> &'static (docket_bus::token::TokenIssuer, docket_bus::token::TokenVerifier) {
+    static KEYS: std::sync::OnceLock<(docket_bus::token::TokenIssuer, docket_bus::token::TokenVerifier)> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let (skey, vkey) = docket_bus::token::generate_key();
+        (
+            docket_bus::token::TokenIssuer::new(&skey).unwrap(),
+            docket_bus::token::TokenVerifier::new(&[vkey]).unwrap(),
+        )
+    })
+}
+
+/// Signs the tests' actor tokens.
+pub fn issuer() -> docket_bus::token::TokenIssuer {
+    token_keys().0.clone()
+}
+
+/// Accepts the tests' actor tokens.
+pub fn verifier() -> &'static docket_bus::token::TokenVerifier {
+    &token_keys().1
+}

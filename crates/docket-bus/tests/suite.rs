@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use docket_bus::actor::actor_header;
+use docket_bus::actor::actor_claim;
+use docket_bus::token::TokenVerifier;
 use docket_bus::headers as h;
 use docket_bus::{
     codes, encode_command, serve_nats, BusError, BusRequest, Client, CommandReply, ContentType,
@@ -38,6 +39,10 @@ impl Echo {
 }
 
 impl Handler for Echo {
+    fn actors(&self) -> &TokenVerifier {
+        samples::verifier()
+    }
+
     async fn handle(&self, req: BusRequest) -> Result<CommandReply, BusError> {
         if let DomainCommand::Case {
             command: CaseCommand::Close { reason },
@@ -66,7 +71,7 @@ impl Handler for Echo {
             revision: 3,
             events: vec![
                 req.kind.name().to_owned(),
-                actor_header(&req.actor),
+                actor_claim(&req.actor),
                 req.command.stream(),
                 format!("{:?}", req.command),
                 req.idempotency_key.clone().unwrap_or_default(),
@@ -210,7 +215,11 @@ fn headers(content_type: Option<&str>, actor: Option<&str>) -> Headers {
         headers.insert(h::CONTENT_TYPE, ct);
     }
     if let Some(actor) = actor {
-        headers.insert(h::ACTOR, actor);
+        // A valid `<person>/<role>` claim goes as a signed token; anything else as it is.
+        match docket_bus::actor::parse_claim(actor) {
+            Ok(a) => headers.insert(h::ACTOR, samples::issuer().for_request(&a)),
+            Err(_) => headers.insert(h::ACTOR, actor),
+        }
     }
     headers
 }
@@ -272,7 +281,7 @@ async fn still_serving<H: Harness>(harness: &H) {
 }
 
 fn client<H: Harness>(harness: &H) -> Client<&H::T> {
-    Client::new(harness.transport())
+    Client::new(harness.transport(), samples::issuer())
 }
 
 // ---- the suite ----
@@ -289,7 +298,7 @@ async fn every_command_round_trips_in_json_and_postcard<H: Harness>() {
                 .await
                 .unwrap_or_else(|e| panic!("{kind} as {content_type:?}: {e:?}"));
             assert_eq!(reply.events[0], kind.name());
-            assert_eq!(reply.events[1], actor_header(&actor));
+            assert_eq!(reply.events[1], actor_claim(&actor));
             assert_eq!(reply.events[2], command.stream());
             assert_eq!(
                 reply.events[3],
@@ -559,20 +568,45 @@ async fn the_actor_is_required_and_checked<H: Harness>() {
     )
     .await;
     assert_eq!(err.details["header"], "Docket-Actor");
-    for (actor, part) in [
-        ("officer", "header"),
-        ("nobody/officer", "person"),
-        ("8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a0065/emperor", "role"),
+    // Unsigned claims (valid or not) and garbage are not tokens.
+    for actor in [
+        "officer",
+        "nobody/officer",
+        "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a0065/emperor",
+        "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a0065/officer",
     ] {
+        let mut h = headers(None, None);
+        h.insert(h::ACTOR, actor);
+        let err = expect_error(&harness, CommandKind::CaseOpen, h, body.clone(), codes::BAD_ACTOR)
+            .await;
+        assert_eq!(err.details["part"], "token", "{actor}");
+    }
+    // Tokens that do not verify: expired, forged, another deployment's.
+    let actor = samples::actor(docket_domain::Role::Officer);
+    let now = docket_bus::token::now_secs();
+    let expired = samples::issuer().issue(&actor, now - 600, 60);
+    let mut forged = samples::issuer().for_request(&actor);
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let (other, _) = docket_bus::token::generate_key();
+    let foreign = docket_bus::token::TokenIssuer::new(&other)
+        .unwrap()
+        .for_request(&actor);
+    for (token, reason) in [
+        (expired, "expired"),
+        (forged, "bad_signature"),
+        (foreign, "unknown_key"),
+    ] {
+        let mut h = headers(None, None);
+        h.insert(h::ACTOR, token);
         let err = expect_error(
             &harness,
             CommandKind::CaseOpen,
-            headers(None, Some(actor)),
+            h,
             body.clone(),
-            codes::BAD_ACTOR,
+            codes::UNAUTHENTICATED,
         )
         .await;
-        assert_eq!(err.details["part"], part, "{actor}");
+        assert_eq!(err.details["reason"], reason);
     }
     // The actor is checked before the body is read.
     expect_error(

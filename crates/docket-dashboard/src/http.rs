@@ -11,6 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use docket_bus::token::TokenVerifier;
 use docket_bus::{codes, BusError, Headers};
 use docket_domain::values::{FieldOffice, Role};
 use futures_util::Stream;
@@ -38,13 +39,19 @@ pub const DRILL_DOWN_ROLES: [Role; 5] = [
 #[derive(Clone, Debug)]
 struct Api {
     dashboard: Dashboard,
+    actors: Option<TokenVerifier>,
     shutdown: watch::Receiver<bool>,
 }
 
 /// The routes: `/`, `/app.js`, `/app.css`, `/api/v1/dashboard/{overview,overdue,stream}`,
-/// `/api/v1/openapi.json` and `/metrics`. Live-update streams end when `shutdown` turns true,
-/// so a graceful shutdown does not wait for open pages.
-pub fn router(dashboard: Dashboard, shutdown: watch::Receiver<bool>) -> Router {
+/// `/api/v1/openapi.json` and `/metrics`. The drill-down verifies actor tokens with `actors`
+/// (without keys it is refused as unavailable). Live-update streams end when `shutdown` turns
+/// true, so a graceful shutdown does not wait for open pages.
+pub fn router(
+    dashboard: Dashboard,
+    actors: Option<TokenVerifier>,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
     Router::new()
         .route(
             "/",
@@ -68,6 +75,7 @@ pub fn router(dashboard: Dashboard, shutdown: watch::Receiver<bool>) -> Router {
         .route("/metrics", get(metrics))
         .with_state(Api {
             dashboard,
+            actors,
             shutdown,
         })
 }
@@ -145,7 +153,13 @@ async fn overview(
 }
 
 /// The acting person must hold a role that may see individual reviews.
-fn may_drill_down(request: &HeaderMap) -> Result<(), BusError> {
+fn may_drill_down(request: &HeaderMap, actors: Option<&TokenVerifier>) -> Result<(), BusError> {
+    let Some(actors) = actors else {
+        return Err(BusError::unavailable(
+            "the drill-down needs actor-token verifier keys (--actor-vkeys); none are configured"
+                .to_owned(),
+        ));
+    };
     let mut headers = Headers::new();
     for value in request.get_all(docket_bus::headers::ACTOR) {
         let text = value.to_str().map_err(|_| {
@@ -156,7 +170,7 @@ fn may_drill_down(request: &HeaderMap) -> Result<(), BusError> {
         })?;
         headers.append(docket_bus::headers::ACTOR, text);
     }
-    let actor = docket_bus::actor::authenticate(&headers)?;
+    let actor = docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs())?;
     if DRILL_DOWN_ROLES.contains(&actor.role) {
         Ok(())
     } else {
@@ -177,7 +191,7 @@ async fn overdue(
     request: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = may_drill_down(&request) {
+    if let Err(e) = may_drill_down(&request, api.actors.as_ref()) {
         return error_response(&e);
     }
     match filter(&params, &["office"]) {

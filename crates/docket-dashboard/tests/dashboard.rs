@@ -3,6 +3,9 @@
 //! the log's events, snapshots and resumption, integrity checks, and the HTTP API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../tests/support/keys.rs"]
+mod keys;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,10 +68,11 @@ pub async fn run_demo<L: EventLog + Clone + Send + Sync + 'static>(
         executor,
         checkpoints,
         None,
+        keys::verifier(),
         Arc::new(clock.clone()),
         stopped,
     );
-    let summary = docket_demo::run(Client::new(bus), &config, |_, _| {})
+    let summary = docket_demo::run(Client::new(bus, keys::issuer()), &config, |_, _| {})
         .await
         .unwrap();
     assert!(summary.unexpected_refusals.is_empty(), "{summary}");

@@ -121,7 +121,11 @@ async fn system(dir: &std::path::Path, vkey: Option<&str>) -> System {
     assert!(dashboard.wait_for(head, Duration::from_secs(30)).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = docket_dashboard::http::router(dashboard.clone(), stopped.clone());
+    let router = docket_dashboard::http::router(
+        dashboard.clone(),
+        Some(crate::keys::verifier()),
+        stopped.clone(),
+    );
     let mut serving = stopped;
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -223,7 +227,7 @@ async fn the_api_serves_the_projection_and_refuses_bad_requests() {
     let (status, e) = get_json(
         s.addr,
         "/api/v1/dashboard/overdue",
-        &[("Docket-Actor", OPERATIONS)],
+        &[("Docket-Actor", crate::keys::token(OPERATIONS).as_str())],
     )
     .await;
     assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")));
@@ -237,7 +241,7 @@ async fn the_api_serves_the_projection_and_refuses_bad_requests() {
     let (status, list) = get_json(
         s.addr,
         "/api/v1/dashboard/overdue",
-        &[("Docket-Actor", AUDITOR)],
+        &[("Docket-Actor", crate::keys::token(AUDITOR).as_str())],
     )
     .await;
     assert_eq!(status, 200);

@@ -4,6 +4,9 @@
 //! missed once the clock passes them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../tests/support/keys.rs"]
+mod keys;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +51,7 @@ async fn system(config: &DemoConfig) -> System {
         executor,
         checkpoints,
         None,
+        keys::verifier(),
         Arc::new(clock.clone()),
         stopped,
     );
@@ -74,7 +78,7 @@ async fn run(system: &System, config: &DemoConfig) -> DemoSummary {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     let summary = docket_demo::run(
-        Client::new(system.bus.clone()),
+        Client::new(system.bus.clone(), keys::issuer()),
         config,
         move |done, total| {
             assert!(done <= total, "progress {done} of {total}");
@@ -233,7 +237,7 @@ async fn a_seed_plans_the_same_workload() {
 #[tokio::test]
 async fn nothing_answering_is_an_error_not_a_summary() {
     let empty = LocalBus::new();
-    let err = docket_demo::run(Client::new(empty), &small(1), |_, _| {})
+    let err = docket_demo::run(Client::new(empty, keys::issuer()), &small(1), |_, _| {})
         .await
         .unwrap_err();
     assert!(

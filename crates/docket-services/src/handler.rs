@@ -7,6 +7,7 @@ use std::time::Duration;
 use docket_audit::CheckpointerHandle;
 use docket_domain::permissions::CommandKind;
 
+use docket_bus::token::TokenVerifier;
 use docket_bus::{codes, BusError, BusRequest, CommandReply, DomainCommand, Handler};
 use docket_domain::case::Case;
 use docket_domain::officer::Officer;
@@ -23,6 +24,7 @@ pub struct CommandHandler<L> {
     executor: Executor<L>,
     clock: SharedClock,
     receipts: Option<ReceiptSource>,
+    actors: TokenVerifier,
 }
 
 /// Where a service gets receipts.
@@ -48,12 +50,14 @@ fn wants_receipt(kind: CommandKind) -> bool {
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
-    /// A handler over an executor, taking the time from `clock`.
-    pub fn new(executor: Executor<L>, clock: SharedClock) -> Self {
+    /// A handler over an executor, taking the time from `clock` and accepting the actor tokens
+    /// `actors` verifies.
+    pub fn new(executor: Executor<L>, clock: SharedClock, actors: TokenVerifier) -> Self {
         CommandHandler {
             executor,
             clock,
             receipts: None,
+            actors,
         }
     }
 
@@ -180,6 +184,10 @@ pub(crate) fn bus_error(error: ExecError) -> BusError {
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> {
+    fn actors(&self) -> &TokenVerifier {
+        &self.actors
+    }
+
     async fn handle(&self, request: BusRequest) -> Result<CommandReply, BusError> {
         let kind = request.kind;
         match self.execute(request).await {
@@ -207,10 +215,20 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> 
 
 /// The handler of a service that takes no commands (notification): it registers with NATS's
 /// service API so `$SRV.PING`, `INFO` and `STATS` see it, and answers nothing.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoCommands;
+#[derive(Clone, Debug)]
+pub struct NoCommands(TokenVerifier);
+
+impl Default for NoCommands {
+    fn default() -> Self {
+        NoCommands(TokenVerifier::refusing_all())
+    }
+}
 
 impl Handler for NoCommands {
+    fn actors(&self) -> &TokenVerifier {
+        &self.0
+    }
+
     async fn handle(&self, request: BusRequest) -> Result<CommandReply, BusError> {
         Err(BusError::unknown_command(request.kind.name()))
     }

@@ -12,6 +12,7 @@ mod handler;
 
 use std::sync::Arc;
 
+use docket_bus::token::TokenVerifier;
 use docket_bus::{serve_nats, BusError, LocalBus, NatsClient, Service};
 use docket_log::{AnyCheckpoints, EventLog};
 use docket_service::clock::SharedClock;
@@ -121,8 +122,9 @@ fn handler<L: EventLog + Clone + Send + Sync + 'static>(
     executor: &Executor<L>,
     receipts: Option<ReceiptSource>,
     clock: &SharedClock,
+    actors: TokenVerifier,
 ) -> CommandHandler<L> {
-    let handler = CommandHandler::new(executor.clone(), clock.clone());
+    let handler = CommandHandler::new(executor.clone(), clock.clone(), actors);
     match receipts {
         Some(source) => handler.with_receipts(source),
         None => handler,
@@ -130,20 +132,22 @@ fn handler<L: EventLog + Clone + Send + Sync + 'static>(
 }
 
 /// Runs one command service over NATS until `shutdown` turns true, then stops taking requests
-/// and finishes the ones in flight.
+/// and finishes the ones in flight. Requests must carry actor tokens `actors` verifies.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
     service: Service,
     client: NatsClient,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
     receipts: Option<ReceiptSource>,
+    actors: TokenVerifier,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
     if !COMMAND_SERVICES.contains(&service) {
         return Err(ServiceError::NotACommandService(service));
     }
-    let handler = Arc::new(handler(&executor, receipts, &clock));
+    let handler = Arc::new(handler(&executor, receipts, &clock, actors));
     let handle = serve_nats(client, service, VERSION, handler).await?;
     tracing::info!(service = %service, "serving over NATS");
     let background = Background::start(&[service], &executor, &checkpoints, &clock, &shutdown);
@@ -154,16 +158,18 @@ pub async fn run_nats<L: EventLog + Clone + Send + Sync + 'static>(
 }
 
 /// Registers every command service on the in-process bus (the embedded deployment) and starts
-/// their background work (the deadline scheduler and the guidance reaction).
+/// their background work (the deadline scheduler and the guidance reaction). Requests must carry
+/// actor tokens `actors` verifies.
 pub fn register_local<L: EventLog + Clone + Send + Sync + 'static>(
     bus: &LocalBus,
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
     receipts: Option<ReceiptSource>,
+    actors: TokenVerifier,
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
 ) -> LocalServices {
-    let handler = Arc::new(handler(&executor, receipts, &clock));
+    let handler = Arc::new(handler(&executor, receipts, &clock, actors));
     for service in COMMAND_SERVICES {
         bus.register(service, handler.clone());
     }

@@ -50,6 +50,7 @@ async fn every_api_example_gets_the_documented_reply() {
             executor(log).await,
             checkpoints,
             None,
+            crate::keys::verifier(),
             clock.clone(),
             stopped.clone(),
         )));
@@ -66,7 +67,7 @@ async fn every_api_example_gets_the_documented_reply() {
             .unwrap();
         let headers = Headers::new()
             .with(headers::CONTENT_TYPE, "application/json")
-            .with(headers::ACTOR, example.actor.clone());
+            .with(headers::ACTOR, crate::keys::token(&example.actor));
         let raw = transport
             .request(
                 &docket_bus::subject(*kind),

@@ -3,6 +3,9 @@
 //! the in-process bus (the log in files), with the same client code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../tests/support/keys.rs"]
+mod keys;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -492,6 +495,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
                     .await
                     .unwrap(),
             )),
+            keys::verifier(),
             clock(),
             stopped.clone(),
         )));
@@ -500,7 +504,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     wait_for_ping(&client).await;
-    let replies = lifecycle(Client::new(NatsTransport::new(client.clone()))).await;
+    let replies = lifecycle(Client::new(NatsTransport::new(client.clone()), keys::issuer())).await;
     // Receipts come from the audit service over NATS and verify with the public key alone.
     let verifier = docket_audit::CheckpointVerifier::new(&vkey).unwrap();
     for reply in &replies {
@@ -563,7 +567,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     let client = docket_bus::connect(&server.url(), "test-client-2")
         .await
         .unwrap();
-    read_your_writes(&Client::new(NatsTransport::new(client)), &log).await;
+    read_your_writes(&Client::new(NatsTransport::new(client), keys::issuer()), &log).await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -595,10 +599,11 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
         executor(log.clone()).await,
         checkpoints,
         Some(docket_services::ReceiptSource::Local(checkpointer)),
+        keys::verifier(),
         clock(),
         stopped,
     );
-    let replies = lifecycle(Client::new(bus.clone())).await;
+    let replies = lifecycle(Client::new(bus.clone(), keys::issuer())).await;
     // The decision and the review request (and its retry) carry receipts that verify against
     // the public key alone.
     let verifier = docket_audit::CheckpointVerifier::new(&vkey).unwrap();
@@ -612,7 +617,7 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
         receipt.check_commit(&commit.bytes).unwrap();
     }
     guidance_recomputed_once(&log).await;
-    read_your_writes(&Client::new(bus.clone()), &log).await;
+    read_your_writes(&Client::new(bus.clone(), keys::issuer()), &log).await;
     // Notification has no commands: nothing answers there.
     assert_eq!(Service::Notification.commands().count(), 0);
     stop.send(true).unwrap();

@@ -491,7 +491,7 @@ pub(crate) fn write_key_pair(dir: &std::path::Path, skey: &str, vkey: &str) -> R
 }
 
 /// Writes a secret file readable by its owner only.
-fn write_secret(path: &std::path::Path, content: &str) -> Result<()> {
+pub(crate) fn write_secret(path: &std::path::Path, content: &str) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -45,9 +45,16 @@ const SEND_HELP: &str = "Example:\n  docket send case.attach_record --as 3f0c…
 /// How and as whom a command is sent.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SendOptions {
-    /// Who is acting: `<person uuid>/<role>`.
-    #[arg(long = "as", env = "DOCKET_ACTOR")]
-    actor: String,
+    /// Who is acting: `<person uuid>/<role>`; the request carries a token for it signed with
+    /// the actor-token key (--actor-key).
+    #[arg(long = "as", env = "DOCKET_ACTOR", required_unless_present = "token")]
+    actor: Option<String>,
+    /// A signed actor token to send as it is (from `docket token issue` or another issuer),
+    /// instead of --as.
+    #[arg(long, env = "DOCKET_ACTOR_TOKEN", conflicts_with = "actor", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    key: crate::tokens::IssuerArgs,
     /// A field of the body: `name=value`; the value is read as JSON if it parses, else as text.
     /// Repeat for each field.
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -128,9 +135,18 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
         })?;
     let options = &args.options;
     let body = Bytes::from(serde_json::to_vec(&body(options)?)?);
+    let token = match (&options.token, &options.actor) {
+        (Some(token), _) => token.clone(),
+        (None, Some(actor)) => {
+            let actor = docket_bus::actor::parse_claim(actor)
+                .map_err(|e| anyhow!("--as: {}", e.message))?;
+            options.key.issuer()?.for_request(&actor)
+        }
+        (None, None) => bail!("who is acting? pass --as <person uuid>/<role> (or --token)"),
+    };
     let mut request_headers = Headers::new()
         .with(headers::CONTENT_TYPE, "application/json")
-        .with(headers::ACTOR, options.actor.clone());
+        .with(headers::ACTOR, token);
     if let Some(key) = &options.idempotency_key {
         request_headers.insert(headers::IDEMPOTENCY_KEY, key.clone());
     }

@@ -41,6 +41,8 @@ pub(crate) struct DemoArgs {
     /// Encode command bodies in postcard instead of JSON.
     #[arg(long)]
     postcard: bool,
+    #[command(flatten)]
+    key: crate::tokens::IssuerArgs,
 }
 
 /// `docket demo`.
@@ -62,6 +64,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
             .ok_or_else(|| anyhow!("--start {day}: not a day"))?
             .and_utc();
     }
+    let issuer = args.key.issuer()?;
     let summary = match &args.nats {
         Some(url) => {
             let client = docket_bus::connect(url, "docket-demo").await.map_err(|e| {
@@ -72,6 +75,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
             })?;
             drive(
                 NatsTransport::new(client),
+                issuer,
                 &config,
                 &format!("{url}: start it with `docket up --nats {url}` (or one `docket serve <service> --nats {url}` per service)"),
             )
@@ -80,6 +84,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
         None => {
             drive(
                 HttpTransport::new(&args.http)?,
+                issuer,
                 &config,
                 &format!("{}: start it with `docket up`", args.http),
             )
@@ -98,6 +103,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
 
 async fn drive<T: Transport + 'static>(
     transport: T,
+    issuer: docket_bus::token::TokenIssuer,
     config: &DemoConfig,
     hint: &str,
 ) -> Result<DemoSummary> {
@@ -107,7 +113,7 @@ async fn drive<T: Transport + 'static>(
     );
     let bar = Arc::new(Bar::new());
     let drawing = bar.clone();
-    let result = docket_demo::run(Client::new(transport), config, move |done, total| {
+    let result = docket_demo::run(Client::new(transport, issuer), config, move |done, total| {
         drawing.update(done, total)
     })
     .await;

@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use docket_bus::{headers, BusError, ContentType, Headers, LocalBus, Transport};
+use docket_bus::{codes, headers, BusError, ContentType, Headers, LocalBus, Transport};
+use docket_domain::Role;
 use docket_domain::CommandKind;
 
 /// What the operations routes need: the dashboard, the checkpointer (for readiness) and the
@@ -16,6 +17,9 @@ use docket_domain::CommandKind;
 pub(crate) struct Ops {
     pub(crate) dashboard: docket_dashboard::Dashboard,
     pub(crate) checkpointer: Option<docket_audit::CheckpointerHandle>,
+    pub(crate) actors: Option<docket_bus::token::TokenVerifier>,
+    /// The services' state, for reading one review (`docket up`; none for a lone dashboard).
+    pub(crate) world: Option<docket_service::World>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -28,11 +32,16 @@ pub(crate) fn router(
     audit: Option<docket_services::AuditApi>,
     ops: Ops,
 ) -> Router {
-    let mut router = docket_dashboard::http::router(ops.dashboard.clone(), ops.shutdown.clone())
+    let mut router = docket_dashboard::http::router(
+        ops.dashboard.clone(),
+        ops.actors.clone(),
+        ops.shutdown.clone(),
+    )
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
                 .route("/readyz", get(readyz))
+                .route("/api/v1/reviews/{id}", get(review))
                 .with_state(ops),
         );
     if let Some(bus) = bus {
@@ -46,6 +55,105 @@ pub(crate) fn router(
         Some(api) => router.merge(crate::audit_api::router(api)),
         None => router,
     }
+}
+
+/// `GET /api/v1/reviews/{id}`: one review as the services know it. Officials and auditors see
+/// every review; a requester (a noncitizen or their representative) sees only the reviews they
+/// asked for; every other role is refused.
+async fn review(State(ops): State<Ops>, Path(id): Path<String>, request: HeaderMap) -> Response {
+    let (Some(actors), Some(world)) = (&ops.actors, &ops.world) else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &BusError::unavailable("reviews are read from `docket up`".to_owned()),
+        );
+    };
+    let mut headers = Headers::new();
+    for value in request.get_all(headers::ACTOR) {
+        match value.to_str() {
+            Ok(v) => headers.append(headers::ACTOR, v),
+            Err(_) => {
+                let e = BusError::new(codes::BAD_ACTOR, "the Docket-Actor header is not ASCII text");
+                return error_response(StatusCode::BAD_REQUEST, &e);
+            }
+        }
+    }
+    let actor = match docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs()) {
+        Ok(actor) => actor,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return error_response(status, &e);
+        }
+    };
+    let Ok(review_id) = docket_domain::values::ReviewId::parse(&id) else {
+        let e = BusError::bad_request(format!("{id:?} is not a review id (a UUID)"));
+        return error_response(StatusCode::BAD_REQUEST, &e);
+    };
+    let view = world.read();
+    let found = view
+        .reviews
+        .get(&format!("review/{review_id}"))
+        .map(|(revision, r)| (*revision, r.clone()));
+    drop(view);
+    let (revision, review) = match found {
+        Some((revision, review)) if review.request().is_some() => (revision, review),
+        _ => {
+            let e = BusError::new("not_found", format!("no review {review_id}"));
+            return error_response(StatusCode::NOT_FOUND, &e);
+        }
+    };
+    let own = review.requester() == Some(actor.person);
+    let allowed = match actor.role {
+        Role::Requester => own,
+        role => docket_dashboard::http::DRILL_DOWN_ROLES.contains(&role),
+    };
+    if !allowed {
+        let message = if actor.role == Role::Requester {
+            "a requester may read only the reviews they asked for".to_owned()
+        } else {
+            format!("the role {} may not read individual reviews", actor.role)
+        };
+        let e = BusError::new(codes::FORBIDDEN, message)
+            .with_details(serde_json::json!({ "role": actor.role.code() }));
+        return error_response(StatusCode::FORBIDDEN, &e);
+    }
+    let body = review_json(&review_id, revision, &review);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn review_json(
+    id: &docket_domain::values::ReviewId,
+    revision: u64,
+    review: &docket_domain::review::Review,
+) -> serde_json::Value {
+    use docket_domain::values::ReviewTier;
+    let request = review.request();
+    let tier = |t: ReviewTier| {
+        review.tier_decision(t).map(|d| {
+            serde_json::json!({
+                "outcome": d.outcome.code(),
+                "referred_to": d.referred_to.map(|r| r.code()),
+                "reasons": d.reasons,
+                "at": d.at,
+            })
+        })
+    };
+    serde_json::json!({
+        "review": id.to_string(),
+        "revision": revision,
+        "case": request.map(|r| r.case.to_string()),
+        "decision": request.map(|r| r.decision.to_string()),
+        "a_number": request.map(|r| r.a_number.to_string()),
+        "action": request.map(|r| r.action.code()),
+        "requested_at": request.map(|r| r.at),
+        "stage": format!("{:?}", review.stage()),
+        "prioritised": review.is_prioritised(),
+        "open_questions": review.open_questions(),
+        "due": review.due().into_iter().map(|(kind, at)| serde_json::json!({ "deadline": kind.code(), "due": at })).collect::<Vec<_>>(),
+        "missed": review.missed().iter().map(|k| k.code()).collect::<Vec<_>>(),
+        "tier1": tier(ReviewTier::Tier1),
+        "tier2": tier(ReviewTier::Tier2),
+        "closed": review.is_closed(),
+    })
 }
 
 /// 200 once the dashboard caught up with the log and the checkpointer (if any) runs; 503 with

@@ -7,6 +7,7 @@ mod client;
 mod demo;
 mod http;
 mod run;
+mod tokens;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,10 @@ enum Command {
     /// timelines, replay as of a time, decision consistency (see docs/audit.md).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Actor tokens: `keygen` makes the deployment's actor-token key pair, `issue` prints a
+    /// signed token for a person and role (every command must carry one).
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
     #[command(subcommand)]
     Bench(Bench),
@@ -101,6 +106,7 @@ fn main() -> Result<()> {
             }
             Command::Demo(args) => demo::demo(args).await,
             Command::Audit(command) => audit::run(command).await,
+            Command::Token(command) => tokens::run(command),
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
             Command::Bench(Bench::Audit(options)) => {

@@ -249,6 +249,10 @@ pub(crate) struct UpArgs {
     checkpoints: CheckpointArgs,
     #[command(flatten)]
     dashboard: DashboardArgs,
+    #[command(flatten)]
+    actor_key: crate::tokens::IssuerArgs,
+    #[command(flatten)]
+    actors: crate::tokens::VerifierArgs,
 }
 
 /// Options of `docket serve`.
@@ -271,6 +275,8 @@ pub(crate) struct ServeArgs {
     checkpoints: CheckpointArgs,
     #[command(flatten)]
     dashboard: DashboardArgs,
+    #[command(flatten)]
+    actors: crate::tokens::VerifierArgs,
     /// dashboard: the HTTP address of the page, its API and /metrics.
     #[arg(long, env = "DOCKET_HTTP", default_value = "127.0.0.1:7400")]
     http: SocketAddr,
@@ -361,6 +367,7 @@ async fn jetstream(url: &str, replicas: usize) -> Result<(JetStreamLog, AnyCheck
 
 /// `docket up`.
 pub(crate) async fn up(args: UpArgs) -> Result<()> {
+    let actors = args.actors.with_own_key(&args.actor_key, &args.data_dir)?;
     let shutdown = shutdown_signal();
     if let Some(url) = &args.nats {
         let (log, checkpoints) = jetstream(url, args.replicas).await?;
@@ -394,6 +401,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 ex.clone(),
                 checkpoints.clone(),
                 Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
+                actors.clone(),
                 clock(),
                 shutdown.clone(),
             )));
@@ -402,6 +410,8 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         let ops = crate::http::Ops {
             dashboard,
             checkpointer: Some(checkpointer),
+            actors: Some(actors.clone()),
+            world: Some(ex.world().clone()),
             shutdown: shutdown.clone(),
         };
         serve_http(
@@ -463,17 +473,21 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         .await?;
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
+    let world = ex.world().clone();
     let background = docket_services::register_local(
         &bus,
         ex,
         checkpoints,
         Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
+        actors.clone(),
         clock(),
         shutdown.clone(),
     );
     let ops = crate::http::Ops {
         dashboard,
         checkpointer: Some(checkpointer),
+        actors: Some(actors),
+        world: Some(world),
         shutdown: shutdown.clone(),
     };
     let commands = format!(
@@ -590,6 +604,8 @@ async fn serve_dashboard(
     let ops = crate::http::Ops {
         dashboard,
         checkpointer: None,
+        actors: args.actors.optional()?,
+        world: None,
         shutdown: shutdown.clone(),
     };
     serve_http(
@@ -678,7 +694,7 @@ async fn serve_service(
             client,
             service,
             docket_services::VERSION,
-            docket_services::NoCommands,
+            docket_services::NoCommands::default(),
         )
         .await?;
         eprintln!(
@@ -690,6 +706,7 @@ async fn serve_service(
         handle.stop().await?;
         return Ok(());
     }
+    let actors = args.actors.required()?;
     let ex = executor(log).await?;
     let client = docket_bus::connect(&args.nats, &format!("docket-{service}")).await?;
     eprintln!(
@@ -705,6 +722,7 @@ async fn serve_service(
         ex,
         checkpoints,
         Some(receipts),
+        actors,
         clock(),
         shutdown,
     )
