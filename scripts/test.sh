@@ -30,6 +30,38 @@ if ! nats_ok; then
 fi
 echo "test: using $(command -v nats-server) (v$(nats_version))"
 
+# The browser test (crates/docket/tests/browser.rs) loads the dashboard in headless Chromium,
+# Debian's package, driven by a node script (node >= 20, part of the machine image).
+MIN_NODE_MAJOR=20
+
+chromium_bin() {
+  command -v chromium 2>/dev/null || { [ -x /usr/bin/chromium ] && echo /usr/bin/chromium; }
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! chromium_bin >/dev/null; then
+  echo "test: installing chromium (Debian package) for the browser test"
+  apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+  if ! apt_install; then
+    echo "test: apt-get install failed; updating the package lists and trying again"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    apt_install
+  fi
+  hash -r
+  chromium_bin >/dev/null || { echo "test: chromium is still not installed" >&2; exit 1; }
+fi
+echo "test: using $(chromium_bin) ($("$(chromium_bin)" --version 2>/dev/null || true))"
+
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9][0-9]*\)\..*/\1/p' || true)
+if [ -z "$node_major" ] || [ "$node_major" -lt "$MIN_NODE_MAJOR" ]; then
+  echo "test: the browser test needs node >= $MIN_NODE_MAJOR (part of the machine image); found: $(node --version 2>/dev/null || echo 'no node on PATH')" >&2
+  exit 1
+fi
+echo "test: using $(command -v node) ($(node --version))"
+
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test: cargo clippy"

@@ -54,7 +54,7 @@
   }
   function label(key) {
     if (LABELS[key]) return LABELS[key];
-    const t = String(key).replace(/[_-]+/g, ' ').replace(/\btier ?([12])\b/g, 'tier $1');
+    const t = String(key).replace(/[_-]+/g, ' ').replace(/\btier ?([12])\b/g, 'tier $1').replace(/\bnta\b/g, 'NTA');
     return t.charAt(0).toUpperCase() + t.slice(1);
   }
   const sum = (xs) => xs.reduce((a, b) => a + (isNum(b) ? b : 0), 0);
@@ -269,13 +269,14 @@
     if (cross && typeof cross === 'object') {
       out.push(h('h3', { class: 'sub' }, 'Deadline state by tier'));
       const rows = objEntries(cross, ['tier1', 'tier2']);
-      const scale = Math.max(1, ...rows.map((r) => sum(Object.values(r.count || {}))));
+      // One scale for every row (the largest is "All"), so bar lengths compare across rows.
+      const scale = Math.max(1, rq.open || 0, ...rows.map((r) => sum(Object.values(r.count || {}))));
+      out.push(stacked('review_queue.by_deadline', bd, { title: 'All open reviews by deadline state', rowLabel: 'All', scale, totalKey: 'review_queue.open', totalValue: rq.open }));
       for (const r of rows) {
         out.push(stacked(`review_queue.by_tier_deadline.${r.key}`, objEntries(r.count, DEADLINE_STATES),
-          { title: `${label(r.key)} by deadline state`, rowLabel: label(r.key), scale, legend: false,
+          { title: `${label(r.key)} by deadline state`, rowLabel: label(r.key), scale,
             totalKey: `review_queue.by_tier.${r.key}`, totalValue: (rq.by_tier || {})[r.key] }));
       }
-      out.push(stacked('review_queue.by_deadline', bd, { title: 'All open reviews by deadline state', rowLabel: 'All', totalKey: 'review_queue.open', totalValue: rq.open }));
     } else {
       out.push(h('h3', { class: 'sub' }, 'By deadline state'));
       out.push(stacked('review_queue.by_deadline', bd, { title: 'Open reviews by deadline state', rowLabel: 'All', totalKey: 'review_queue.open', totalValue: rq.open }));

@@ -2,6 +2,7 @@
 //! process, driven through its command line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod cli;
 #[path = "../../../tests/e2e.rs"]
 mod e2e;
