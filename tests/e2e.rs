@@ -69,7 +69,7 @@ fn serve(service: &str, nats: &str) -> Proc {
 }
 
 fn serve_with(service: &str, nats: &str, extra: &[&str]) -> Proc {
-    let child = Command::new(DOCKET)
+    let child = crate::docket_cmd()
         .args(["serve", service, "--nats", nats, "--log", "warn"])
         .args(extra)
         .env("DOCKET_WEBHOOK_SECRET", SECRET)
@@ -120,7 +120,7 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
             .unwrap();
         let h = Headers::new()
             .with(headers::CONTENT_TYPE, "application/json")
-            .with(headers::ACTOR, example.actor.clone());
+            .with(headers::ACTOR, crate::keys::token(&example.actor));
         let raw = transport
             .request(
                 &docket_bus::subject(*kind),
@@ -139,7 +139,7 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
     }
     // An auditor verifies the running deployment: exported from NATS, checked offline.
     let vkey = format!("@{}", audit_dir.path().join("checkpoint.vkey").display());
-    let verified = Command::new(DOCKET)
+    let verified = crate::docket_cmd()
         .args([
             "audit",
             "verify",
@@ -165,7 +165,7 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
     // The dashboard as its own process: it follows the log on JetStream and verifies the latest
     // checkpoint with the proofs of the audit service, over NATS.
     let dashboard_dir = tempfile::tempdir().unwrap();
-    let mut dashboard = Command::new(DOCKET)
+    let mut dashboard = crate::docket_cmd()
         .args([
             "serve",
             "dashboard",
@@ -253,7 +253,7 @@ fn check_receipt(example: &support::Example, reply: &Value) {
 async fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = webhook::start(SECRET).await;
-    let mut child = Command::new(DOCKET)
+    let mut child = crate::docket_cmd()
         .args([
             "up",
             "--http",
@@ -276,7 +276,7 @@ async fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
     let url = line.trim().strip_prefix("listening ").unwrap().to_owned();
     for example in examples() {
-        let out = Command::new(DOCKET)
+        let out = crate::docket_cmd()
             .args([
                 "send",
                 &example.command,
@@ -294,7 +294,87 @@ async fn the_lifecycle_runs_on_docket_up_embedded_through_docket_send() {
         check_receipt(&example, &reply);
     }
     check_notifications(&receiver).await;
+    check_review_reads(&url).await;
+    // A valid token whose role may not issue the command: the permission table refuses it.
+    let out = crate::docket_cmd()
+        .args(["send", "case.close", "--as", OPERATIONS, "--http", &url])
+        .args([
+            "--set",
+            &format!("case={REVIEWED_CASE}"),
+            "--set",
+            "reason=x",
+        ])
+        .output()
+        .unwrap();
+    let refused: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(!out.status.success());
+    assert_eq!(refused["code"], "forbidden", "{refused}");
     drop(up);
+}
+
+/// The review of the documented walk-through, its requester, and other actors.
+const REVIEW: &str = "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a0003";
+const REVIEWED_CASE: &str = "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a0001";
+const REQUESTER: &str = "00000000-0000-0000-0000-000000000010/requester";
+const OTHER_REQUESTER: &str = "00000000-0000-0000-0000-0000000000ff/requester";
+const AUDITOR: &str = "00000000-0000-0000-0000-0000000000a1/auditor";
+const OPERATIONS: &str = "00000000-0000-0000-0000-0000000000a2/operations";
+
+/// `GET /api/v1/reviews/{id}`: the requester reads their own review; another requester and
+/// operations staff are refused; an auditor reads it; a missing or unsigned actor is refused.
+async fn check_review_reads(url: &str) {
+    let path = format!("/api/v1/reviews/{REVIEW}");
+    let get = |actor: Option<String>| {
+        let path = path.clone();
+        async move { http_get_with(url, &path, actor.as_deref()).await }
+    };
+    let (status, own) = get(Some(crate::keys::token(REQUESTER))).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["review"], REVIEW);
+    assert_eq!(own["a_number"], "A012345678");
+    let (status, e) = get(Some(crate::keys::token(OTHER_REQUESTER))).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (403, Some("forbidden")),
+        "{e}"
+    );
+    let (status, e) = get(Some(crate::keys::token(OPERATIONS))).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (403, Some("forbidden")),
+        "{e}"
+    );
+    let (status, audited) = get(Some(crate::keys::token(AUDITOR))).await;
+    assert_eq!(status, 200);
+    assert_eq!(audited["review"], REVIEW);
+    let (status, e) = get(Some(REQUESTER.to_owned())).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("bad_actor")),
+        "{e}"
+    );
+    let (status, e) = get(None).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("missing_actor")),
+        "{e}"
+    );
+}
+
+/// One HTTP/1.1 GET with an optional `Docket-Actor`; the status and the JSON body.
+async fn http_get_with(url: &str, path: &str, actor: Option<&str>) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let actor = actor.map_or(String::new(), |a| format!("Docket-Actor: {a}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{actor}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Sends a command until it is answered with anything but `unavailable`, with the same
@@ -310,7 +390,7 @@ async fn send_until_answered(
     loop {
         let h = Headers::new()
             .with(headers::CONTENT_TYPE, "application/json")
-            .with(headers::ACTOR, actor)
+            .with(headers::ACTOR, crate::keys::token(actor))
             .with(headers::IDEMPOTENCY_KEY, key);
         let body_bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
         let answered = match transport.request(subject, h, body_bytes).await {

@@ -354,6 +354,7 @@ fn codes_have_numeric_classes() {
         (codes::UNKNOWN_COMMAND, 400),
         (codes::MISSING_ACTOR, 400),
         (codes::BAD_ACTOR, 400),
+        (codes::UNAUTHENTICATED, 401),
         (codes::INVALID, 400),
         (codes::TOO_LARGE, 400),
         (codes::FORBIDDEN, 403),
@@ -365,7 +366,7 @@ fn codes_have_numeric_classes() {
     ] {
         assert_eq!(BusError::new(code, "m").status(), status, "{code}");
     }
-    assert_eq!(codes::ALL.len(), 12);
+    assert_eq!(codes::ALL.len(), 13);
 }
 
 #[test]

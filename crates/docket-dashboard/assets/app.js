@@ -462,7 +462,7 @@
     const n = $('overdue-n');
     if (!state.actor) {
       n.textContent = '';
-      box.replaceChildren(h('p', { class: 'notice' }, 'Drill-down needs a role that may see individual reviews (auditor, field office director, supervisor, first-tier reviewer, senior reviewing official). Enter “person-uuid/role” under “Acting as”.'));
+      box.replaceChildren(h('p', { class: 'notice' }, 'Drill-down needs a role that may see individual reviews (auditor, field office director, supervisor, first-tier reviewer, senior reviewing official). Paste a signed actor token (docket token issue) under “Actor token”.'));
       return;
     }
     const actor = state.actor, q = overdueQuery();

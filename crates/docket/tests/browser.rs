@@ -188,7 +188,7 @@ impl View {
         get_json(
             url,
             &format!("/api/v1/dashboard/overdue{office}"),
-            Some(AUDITOR),
+            Some(crate::keys::token(AUDITOR).as_str()),
         )
     }
 }
@@ -202,10 +202,12 @@ impl View {
 /// clock. Each attempt starts right after an integrity check.
 fn capture(url: &str, cdp: &mut Cdp, view: &View) -> (Value, Value, Value, usize) {
     let query = view.query();
+    // The page sends the actor it is given as its Docket-Actor header: a signed token.
+    let token = crate::keys::token(AUDITOR);
     let page_url = if query.is_empty() {
-        format!("{url}/?actor={AUDITOR}")
+        format!("{url}/?actor={token}")
     } else {
-        format!("{url}/?{query}&actor={AUDITOR}")
+        format!("{url}/?{query}&actor={token}")
     };
     for attempt in 1..=5 {
         wait_for_integrity_check(url);
@@ -533,7 +535,7 @@ struct Up {
 
 impl Up {
     fn start(data: &Path, webhook: &str) -> Up {
-        let mut child = Command::new(DOCKET)
+        let mut child = crate::docket_cmd()
             .args(["up", "--http", "127.0.0.1:0", "--log", "warn"])
             .args(["--checkpoint-every-secs", "1", "--webhook-url", webhook])
             .arg("--data-dir")
@@ -577,7 +579,7 @@ impl Drop for Up {
 }
 
 fn demo(url: &str) {
-    let out = Command::new(DOCKET)
+    let out = crate::docket_cmd()
         .args([
             "demo",
             "--cases",

@@ -9,7 +9,7 @@ const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
 fn up(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(DOCKET)
+    let mut child = crate::docket_cmd()
         .args(["up", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .stdout(Stdio::piped())
@@ -28,7 +28,7 @@ fn up(data: &std::path::Path) -> (Child, String) {
 }
 
 fn send(url: &str, actor: &str, command: &str, fields: &[&str]) -> (bool, serde_json::Value) {
-    let mut cmd = Command::new(DOCKET);
+    let mut cmd = crate::docket_cmd();
     cmd.args(["send", command, "--as", actor, "--http", url]);
     for f in fields {
         cmd.args(["--set", f]);
@@ -80,7 +80,7 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
     assert!(ok, "{reply}");
     assert_eq!(reply["events"][0], "officer.registered");
     // Docket-After past the log's head is the caller's mistake, said clearly.
-    let out = Command::new(DOCKET)
+    let out = crate::docket_cmd()
         .args(["send", "officer.register", "--as", fod, "--http", &url])
         .args(["--after", "999999", "--set", &format!("person={person}")])
         .args(["--set", "office=NYC", "--set", "role=officer"])
@@ -111,13 +111,22 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
     );
     assert!(!ok);
     assert_eq!(reply["code"], "bad_request", "{reply}");
-    let (ok, reply) = send(
+    // Who acts is a signed token: `--as` must name a person and role, and a raw header that is
+    // no token is refused by the service.
+    let (ok, _) = send(
         &url,
         "nobody",
         "officer.register",
         &[&format!("person={person}")],
     );
     assert!(!ok);
+    let out = crate::docket_cmd()
+        .args(["send", "officer.register", "--token", "nobody", "--http", &url])
+        .args(["--set", &format!("person={person}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert_eq!(reply["code"], "bad_actor", "{reply}");
     stop(child);
 
@@ -142,7 +151,7 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
 
 #[test]
 fn help_lists_the_subcommands() {
-    let out = Command::new(DOCKET).arg("--help").output().unwrap();
+    let out = crate::docket_cmd().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for sub in [
         "up",
@@ -158,7 +167,7 @@ fn help_lists_the_subcommands() {
     ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
     }
-    let out = Command::new(DOCKET).arg("commands").output().unwrap();
+    let out = crate::docket_cmd().arg("commands").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("docket.cmd.intake.case_open"), "{text}");
 }
@@ -212,7 +221,7 @@ fn sigterm_stops_docket_up_cleanly() {
 #[test]
 fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(DOCKET)
+    let out = crate::docket_cmd()
         .args([
             "audit",
             "keygen",
@@ -253,7 +262,7 @@ fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
         .unwrap();
     assert_eq!(opened.checkpoint.size, 7);
     // A second run does not replace the key.
-    let again = Command::new(DOCKET)
+    let again = crate::docket_cmd()
         .args(["audit", "keygen", "--origin", "docket.test/log", "--out"])
         .arg(dir.path())
         .output()
@@ -280,7 +289,7 @@ fn http_get(url: &str, path: &str) -> String {
 }
 
 fn json_of(args: &[&str], data: &std::path::Path) -> serde_json::Value {
-    let out = Command::new(DOCKET)
+    let out = crate::docket_cmd()
         .args(args)
         .arg("--data-dir")
         .arg(data)
@@ -299,7 +308,7 @@ fn json_of(args: &[&str], data: &std::path::Path) -> serde_json::Value {
 fn audit_history_replay_and_consistency_read_a_demo_log() {
     let dir = tempfile::tempdir().unwrap();
     let (child, url) = up(dir.path());
-    let demo = Command::new(DOCKET)
+    let demo = crate::docket_cmd()
         .args([
             "demo",
             "--cases",
@@ -322,7 +331,7 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
     let receipt_file = dir.path().join("receipt.json");
     std::fs::write(&receipt_file, &receipt).unwrap();
     let vkey_file = dir.path().join("audit").join("checkpoint.vkey");
-    let verified = Command::new(DOCKET)
+    let verified = crate::docket_cmd()
         .args(["audit", "verify-receipt", "--json", "--vkey"])
         .arg(format!("@{}", vkey_file.display()))
         .arg(&receipt_file)
@@ -337,13 +346,13 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
     assert_eq!(verified["position"], 40);
     // The same receipt fails against another key.
     let other = tempfile::tempdir().unwrap();
-    let made = Command::new(DOCKET)
+    let made = crate::docket_cmd()
         .args(["audit", "keygen", "--origin", "docket.local/log", "--out"])
         .arg(other.path())
         .output()
         .unwrap();
     assert!(made.status.success());
-    let refused = Command::new(DOCKET)
+    let refused = crate::docket_cmd()
         .args(["audit", "verify-receipt", "--vkey"])
         .arg(format!(
             "@{}",
@@ -359,7 +368,7 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
 
     // Export and verify offline: honest, then with one byte flipped.
     let export = dir.path().join("export");
-    let exported = Command::new(DOCKET)
+    let exported = crate::docket_cmd()
         .args(["audit", "export", "--json", "--data-dir"])
         .arg(dir.path())
         .arg("--out")
@@ -377,7 +386,7 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
         "{exported}"
     );
     let verify = |dir: &std::path::Path| {
-        Command::new(DOCKET)
+        crate::docket_cmd()
             .args(["audit", "verify", "--json", "--vkey"])
             .arg(format!("@{}", vkey_file.display()))
             .arg(dir)
@@ -454,13 +463,13 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
         .contains("decisions: []"));
 
     // Text output, and a clear error for a subject that is nowhere.
-    let text = Command::new(DOCKET)
+    let text = crate::docket_cmd()
         .args(["audit", "consistency", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("By field office"));
-    let missing = Command::new(DOCKET)
+    let missing = crate::docket_cmd()
         .args(["audit", "history", "A999999999", "--data-dir"])
         .arg(dir.path())
         .output()
