@@ -63,6 +63,25 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
     clock: SharedClock,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    // A failure starts the scheduler again from its checkpoint (the misses it records are keyed,
+    // so a pass redone is found done).
+    crate::reactions::supervised(DEADLINES_CONSUMER, shutdown.clone(), || {
+        scheduler_once(
+            executor.clone(),
+            checkpoints.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        )
+    })
+    .await
+}
+
+async fn scheduler_once<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
+    clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
     let mut checkpoint = Checkpoint::load(checkpoints, DEADLINES_CONSUMER).await?;

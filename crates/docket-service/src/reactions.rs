@@ -106,7 +106,67 @@ fn changes_record(commit: &RecordedCommit) -> bool {
 /// Runs the guidance reaction until `shutdown` turns true: for every commit after the checkpoint
 /// that attaches a record to, or marks a source unavailable on, a case whose factors are
 /// assessed, records `case.guidance_recomputed` (idempotency key `guidance-recomputed-<position>`).
+///
+/// A failure (the log or the checkpoint store unavailable, say during a leader election) does not
+/// end it: it starts again from its stored checkpoint after a backoff ([`supervised`]); its
+/// effects are keyed by the causing position, so work redone is found done.
 pub async fn run_guidance_reaction<L: EventLog + Clone + Send + Sync + 'static>(
+    executor: Executor<L>,
+    checkpoints: AnyCheckpoints,
+    clock: SharedClock,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ExecError> {
+    supervised(GUIDANCE_CONSUMER, shutdown.clone(), || {
+        guidance_once(
+            executor.clone(),
+            checkpoints.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        )
+    })
+    .await
+}
+
+/// Longest wait before a failed background task starts again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Runs `task` until it ends cleanly or shutdown; after a failure, logs it, counts it
+/// (`docket_reactions_total{outcome="restarted"}`) and starts it again after a backoff (0.5 s
+/// doubling to 30 s). A background task never dies silently while its service keeps serving.
+pub async fn supervised<F, Fut>(
+    name: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+    mut task: F,
+) -> Result<(), ExecError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ExecError>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let started = Instant::now();
+        match task().await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if *shutdown.borrow() {
+                    return Err(e);
+                }
+                if started.elapsed() > MAX_BACKOFF {
+                    backoff = Duration::from_millis(500);
+                }
+                tracing::warn!(task = name, error = %e, retry_in = ?backoff, "background task failed; starting it again from its checkpoint");
+                metrics::reaction_done(name, "restarted");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn guidance_once<L: EventLog + Clone + Send + Sync + 'static>(
     executor: Executor<L>,
     checkpoints: AnyCheckpoints,
     clock: SharedClock,
