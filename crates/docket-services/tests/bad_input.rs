@@ -52,14 +52,7 @@ fn request_headers(actor: &str, content_type: &str) -> Headers {
 /// Bugs this matrix finds outside the codec and the value parsers, reported rather than fixed
 /// here: `(command, start of the variant's label, what is wrong)`. Each must still be answered
 /// wrongly — once one is fixed, the test says so, and its entry goes.
-const KNOWN_ISSUES: &[(CommandKind, &str, &str)] = &[(
-    CommandKind::OfficerCompleteTraining,
-    "policy_version = huge string",
-    "the domain's `unknown_policy_version` message echoes the whole policy version \
-     (`{policy_version:?}`, officer.rs) and no error reply is bounded (RawReply::from_error): \
-     a 256 KiB body makes an error reply of up to 1 MiB, plus its message again in the \
-     Nats-Service-Error header, over NATS's payload limit, so the client gets no reply",
-)];
+const KNOWN_ISSUES: &[(CommandKind, &str, &str)] = &[];
 
 fn known_issue(kind: CommandKind, label: &str) -> Option<&'static str> {
     KNOWN_ISSUES
