@@ -6,3 +6,5 @@ mod browser;
 mod cli;
 #[path = "../../../tests/e2e.rs"]
 mod e2e;
+#[path = "../../../tests/faults/mod.rs"]
+mod faults;
