@@ -19,12 +19,12 @@ use serde_json::Value;
 use self::support::{check_reply_except_positions, examples};
 
 #[path = "support/api_examples.rs"]
-mod support;
+pub(crate) mod support;
 #[path = "support/webhook.rs"]
-mod webhook;
+pub(crate) mod webhook;
 
 /// The webhook secret of the end-to-end tests.
-const SECRET: &str = "e2e-webhook-secret";
+pub(crate) const SECRET: &str = "e2e-webhook-secret";
 
 /// Notifications the documented lifecycle must produce.
 const EXPECTED_KINDS: &[&str] = &[
@@ -38,7 +38,7 @@ const EXPECTED_KINDS: &[&str] = &[
 ];
 
 /// Checks the lifecycle's notifications arrived, all signed.
-async fn check_notifications(receiver: &webhook::Receiver) {
+pub(crate) async fn check_notifications(receiver: &webhook::Receiver) {
     let got = receiver.wait_for(EXPECTED_KINDS).await;
     assert!(
         got.iter().all(|d| d.signed),
@@ -52,10 +52,10 @@ async fn check_notifications(receiver: &webhook::Receiver) {
     );
 }
 
-const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
+pub(crate) const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
 
 /// A child process killed when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -68,7 +68,7 @@ fn serve(service: &str, nats: &str) -> Proc {
     serve_with(service, nats, &[])
 }
 
-fn serve_with(service: &str, nats: &str, extra: &[&str]) -> Proc {
+pub(crate) fn serve_with(service: &str, nats: &str, extra: &[&str]) -> Proc {
     let child = crate::docket_cmd()
         .args(["serve", service, "--nats", nats, "--log", "warn"])
         .args(extra)
@@ -80,7 +80,7 @@ fn serve_with(service: &str, nats: &str, extra: &[&str]) -> Proc {
     Proc(child)
 }
 
-async fn wait_for_services(client: &docket_bus::NatsClient, services: &[&str]) {
+pub(crate) async fn wait_for_services(client: &docket_bus::NatsClient, services: &[&str]) {
     for service in services {
         let subject = format!("$SRV.PING.docket-{service}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -220,7 +220,7 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
 }
 
 /// One HTTP/1.1 GET over a plain socket; the body of a 200.
-async fn http_get(url: &str, path: &str) -> String {
+pub(crate) async fn http_get(url: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -234,7 +234,7 @@ async fn http_get(url: &str, path: &str) -> String {
 }
 
 /// The acknowledgement of a review request and the recording of a decision carry a receipt.
-fn check_receipt(example: &support::Example, reply: &Value) {
+pub(crate) fn check_receipt(example: &support::Example, reply: &Value) {
     if example.error
         || !["review.request", "case.record_decision"].contains(&example.command.as_str())
     {

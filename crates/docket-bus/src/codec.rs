@@ -314,17 +314,33 @@ fn decode_parts<C: AggregateCommand>(
             })
             .map_err(|e| json_error(spec, &e))?;
             let target_fields = spec.aggregate.target_fields();
-            let unknown: Vec<&String> = map
+            let mut unknown: Vec<String> = map
                 .keys()
                 .filter(|k| !fields.get().contains(&k.as_str()))
                 .filter(|k| !target_fields.contains(&k.as_str()))
+                .cloned()
                 .collect();
+            if unknown.is_empty() {
+                // Serde's derived structs skip unknown fields and read a struct from an array
+                // of its values, so nested objects (`encounter`) are checked against the
+                // command as read.
+                nested_fields(spec, &command, map, &mut unknown)?;
+            }
             if !unknown.is_empty() {
                 let expected: Vec<&str> =
                     fields.get().iter().chain(target_fields).copied().collect();
+                let listed: Vec<String> = unknown
+                    .iter()
+                    .take(MAX_LISTED_FIELDS)
+                    .map(|k| bounded(k, MAX_FIELD_NAME_BYTES))
+                    .collect();
+                let more = match unknown.len() - listed.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
                 return Err(BusError::bad_request(format!(
-                    "unknown field {} in {}",
-                    unknown
+                    "unknown field {}{more} in {}",
+                    listed
                         .iter()
                         .map(|k| format!("`{k}`"))
                         .collect::<Vec<_>>()
@@ -334,13 +350,17 @@ fn decode_parts<C: AggregateCommand>(
                 .with_details(json!({
                     "content_type": ContentType::Json.as_str(),
                     "reason": "unknown field",
-                    "unknown_fields": unknown,
+                    "unknown_fields": listed,
+                    "unknown_count": unknown.len(),
                     "expected": expected,
                 })));
             }
             let target = match command.carried_target() {
                 Some(target) => target,
-                None => C::Target::deserialize(&value).map_err(|e| json_error(spec, &e))?,
+                // From the bytes rather than the value, so that a target field given twice is
+                // refused instead of read as its last value.
+                None => C::Target::deserialize(&mut serde_json::Deserializer::from_slice(body))
+                    .map_err(|e| json_error(spec, &e))?,
             };
             Ok((target, command))
         }
@@ -400,25 +420,126 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
     }
 }
 
+/// Checks the nested objects of a JSON body against the command as read: every field given
+/// must be one the command has (else its dotted path is added to `unknown`), and every object
+/// of the command must be given as an object.
+fn nested_fields<C: Serialize>(
+    spec: &CommandSpec,
+    command: &C,
+    body: &Map<String, Value>,
+    unknown: &mut Vec<String>,
+) -> Result<(), BusError> {
+    let read = match serde_json::to_value(command).map_err(encode_error)? {
+        Value::Object(outer) => match outer.into_iter().next() {
+            Some((_, Value::Object(fields))) => fields,
+            _ => return Ok(()),
+        },
+        // A unit variant: no fields of its own.
+        _ => return Ok(()),
+    };
+    let mut not_objects = Vec::new();
+    for (name, given) in body {
+        if let Some(read) = read.get(name) {
+            compare_fields(given, read, name, unknown, &mut not_objects);
+        }
+    }
+    match not_objects.first() {
+        None => Ok(()),
+        Some(path) => {
+            let path = bounded(path, MAX_FIELD_NAME_BYTES);
+            Err(BusError::bad_request(format!(
+                "`{path}` in the body of {} must be a JSON object",
+                spec.kind
+            ))
+            .with_details(json!({
+                "content_type": ContentType::Json.as_str(),
+                "reason": "not an object",
+                "field": path,
+            })))
+        }
+    }
+}
+
+fn compare_fields(
+    given: &Value,
+    read: &Value,
+    path: &str,
+    unknown: &mut Vec<String>,
+    not_objects: &mut Vec<String>,
+) {
+    match (given, read) {
+        (Value::Object(given), Value::Object(read)) => {
+            for (name, value) in given {
+                let inner = format!("{path}.{name}");
+                match read.get(name) {
+                    Some(read) => compare_fields(value, read, &inner, unknown, not_objects),
+                    None => unknown.push(inner),
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(read)) => {
+            for (i, (given, read)) in given.iter().zip(read).enumerate() {
+                compare_fields(given, read, &format!("{path}[{i}]"), unknown, not_objects);
+            }
+        }
+        (_, Value::Object(_)) => not_objects.push(path.to_owned()),
+        _ => {}
+    }
+}
+
+/// Most unknown fields named in an error.
+const MAX_LISTED_FIELDS: usize = 10;
+/// Longest field name quoted in an error, in bytes.
+const MAX_FIELD_NAME_BYTES: usize = 64;
+/// Longest decoder message quoted in an error, in bytes: decoders echo the value they refuse,
+/// and an error reply must stay small (and far below NATS's payload limit) whatever the body.
+const MAX_REASON_BYTES: usize = 512;
+
+/// `text`, or its beginning and end around a note of how much was left out when it is longer
+/// than `max` bytes.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut head = max * 4 / 5;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - max / 5;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} … ({} bytes left out) … {}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
+}
+
 fn json_error(spec: &CommandSpec, err: &serde_json::Error) -> BusError {
-    let mut details =
-        json!({ "content_type": ContentType::Json.as_str(), "reason": err.to_string() });
+    let reason = bounded(&err.to_string(), MAX_REASON_BYTES);
+    let mut details = json!({ "content_type": ContentType::Json.as_str(), "reason": reason });
     if err.line() > 0 {
         details["line"] = json!(err.line());
         details["column"] = json!(err.column());
     }
-    BusError::bad_request(format!("cannot read the JSON body of {}: {err}", spec.kind))
-        .with_details(details)
+    BusError::bad_request(format!(
+        "cannot read the JSON body of {}: {reason}",
+        spec.kind
+    ))
+    .with_details(details)
 }
 
 fn postcard_error(spec: &CommandSpec, err: &postcard::Error) -> BusError {
+    let reason = bounded(&err.to_string(), MAX_REASON_BYTES);
     BusError::bad_request(format!(
-        "cannot read the postcard body of {}: {err}",
+        "cannot read the postcard body of {}: {reason}",
         spec.kind
     ))
     .with_details(json!({
         "content_type": ContentType::Postcard.as_str(),
-        "reason": err.to_string(),
+        "reason": reason,
     }))
 }
 

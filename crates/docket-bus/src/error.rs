@@ -155,6 +155,22 @@ fn status_of(code: &str) -> u16 {
     }
 }
 
+/// Longest message or detail text a refusal carries: a refused value is quoted, and a value can
+/// be as large as a body, so an unbounded echo could make a reply larger than NATS carries.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes (on a character boundary), saying how much was cut.
+fn bounded(text: String) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
 impl From<Rejection> for BusError {
     fn from(rejection: Rejection) -> Self {
         let details = match &rejection {
@@ -162,11 +178,11 @@ impl From<Rejection> for BusError {
                 json!({ "role": role.code(), "command": command.name() })
             }
             Rejection::Invalid(invalid) => {
-                json!({ "field": invalid.field, "problem": invalid.problem })
+                json!({ "field": invalid.field, "problem": bounded(invalid.problem.clone()) })
             }
             Rejection::State(_) | Rejection::Rule { .. } => json!({}),
         };
-        BusError::new(rejection.code(), rejection.to_string()).with_details(details)
+        BusError::new(rejection.code(), bounded(rejection.to_string())).with_details(details)
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_doc;
+mod fuzz;
 mod nats_service;
 mod samples;
 mod suite;

@@ -450,8 +450,14 @@ impl ContentHash {
         }
         let mut out = [0u8; 32];
         for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).unwrap_or("zz");
-            out[i] = u8::from_str_radix(pair, 16).map_err(|_| {
+            let pair = String::from_utf8_lossy(chunk);
+            // Hex digits only: `from_str_radix` alone also takes a sign (`+a`).
+            let byte = chunk
+                .iter()
+                .all(u8::is_ascii_hexdigit)
+                .then(|| u8::from_str_radix(&pair, 16).ok())
+                .flatten();
+            out[i] = byte.ok_or_else(|| {
                 InvalidValue::new("content_hash", format!("{pair:?} is not a hex byte"))
             })?;
         }
@@ -576,6 +582,8 @@ mod tests {
         );
         assert!(ContentHash::parse("abc").is_err());
         assert!(ContentHash::parse(&"zz".repeat(32)).is_err());
+        assert!(ContentHash::parse(&"+a".repeat(32)).is_err());
+        assert!(ContentHash::parse(&"\u{e9}".repeat(32)).is_err());
         assert_eq!(text("reason", "  ok ", 10).unwrap(), "ok");
         assert!(text("reason", "   ", 10).is_err());
         assert!(text("reason", "toolong", 3).is_err());

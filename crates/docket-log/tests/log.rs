@@ -4,6 +4,7 @@
 
 mod conformance;
 mod file_backend;
+mod fuzz;
 mod golden;
 mod jetstream_backend;
 mod records;

@@ -27,6 +27,7 @@ use docket_service::{Executor, ExecutorConfig, World};
 use uuid::Uuid;
 
 mod api_examples;
+mod bad_input;
 
 fn who(n: u128, role: Role) -> Actor {
     Actor {

@@ -6,6 +6,8 @@ mod browser;
 mod cli;
 #[path = "../../../tests/e2e.rs"]
 mod e2e;
+#[path = "../../../tests/faults/mod.rs"]
+mod faults;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
 
