@@ -8,3 +8,5 @@ mod cli;
 mod e2e;
 #[path = "../../../tests/faults/mod.rs"]
 mod faults;
+#[path = "../../../tests/permissions.rs"]
+mod permissions;
