@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -52,7 +52,6 @@ pub(crate) async fn check_notifications(receiver: &webhook::Receiver) {
     );
 }
 
-pub(crate) const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
 
 /// A child process killed when dropped.
 pub(crate) struct Proc(pub(crate) Child);

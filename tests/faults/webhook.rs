@@ -3,7 +3,7 @@
 //! notification service against it while commands keep flowing to the other services.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

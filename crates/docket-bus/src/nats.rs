@@ -318,11 +318,16 @@ impl Transport for NatsTransport {
 /// `docket-bus` and `docket-log` depend on async-nats.
 pub type NatsClient = async_nats::Client;
 
-/// Connects to NATS (`url` may list several servers, comma-separated), naming the connection.
+/// Connects to NATS (`url` may list several servers, comma-separated, and name a NATS user:
+/// `nats://user:password@host:port`, read by [`docket_log::jetstream::connect_options`]),
+/// naming the connection.
 pub async fn connect(url: &str, name: &str) -> Result<NatsClient, BusError> {
-    async_nats::ConnectOptions::new()
+    let shown = docket_log::jetstream::redact_url(url);
+    let (servers, options) = docket_log::jetstream::connect_options(url)
+        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {shown}: {e}")))?;
+    options
         .name(name)
-        .connect(url)
+        .connect(servers.as_slice())
         .await
-        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {url}: {e}")))
+        .map_err(|e| BusError::unavailable(format!("cannot connect to NATS at {shown}: {e}")))
 }

@@ -159,11 +159,14 @@ impl Dashboard {
 
     /// A copy of the projection (for tests and rebuild checks).
     pub fn projection(&self) -> Projection {
-        self.shared
+        let mut copy = self
+            .shared
             .projection
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        copy.seal();
+        copy
     }
 
     /// The projection's progress, changing as it moves.
@@ -444,7 +447,9 @@ async fn snapshot<C: Checkpoints>(
         if p.position() == *saved {
             return Ok(());
         }
-        (p.position(), p.clone())
+        let mut copy = p.clone();
+        copy.seal();
+        (p.position(), copy)
     };
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || write_snapshot(&dir, &copy))

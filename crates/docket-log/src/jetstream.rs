@@ -279,19 +279,16 @@ impl fmt::Debug for JetStreamLog {
 }
 
 impl JetStreamLog {
-    /// Connects to `url` (comma-separated for several servers) and opens the log.
+    /// Connects to `url` (comma-separated for several servers, credentials as
+    /// [`connect_options`] reads them) and opens the log.
     ///
     /// The client reconnects quickly (at most 500 ms between attempts), so that a restarted
     /// server is back in use at once.
     pub async fn connect_url(url: &str, config: JetStreamConfig) -> Result<Self> {
-        let servers: Vec<&str> = url
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let (servers, options) = connect_options(url)?;
         let disconnects = Arc::new(watch::Sender::new(0u64));
         let on_event = disconnects.clone();
-        let client = async_nats::ConnectOptions::new()
+        let client = options
             .name("docket-log")
             .connection_timeout(config.request_timeout)
             .reconnect_delay_callback(|attempts| {
@@ -309,7 +306,7 @@ impl JetStreamLog {
             .connect(servers.as_slice())
             .await
             .map_err(|e| LogError::Unavailable {
-                reason: format!("cannot connect to nats-server at {url}: {e}"),
+                reason: format!("cannot connect to nats-server at {}: {e}", redact_url(url)),
                 source: Some(Box::new(e)),
             })?;
         Self::open(client, config, disconnects, false).await
@@ -402,6 +399,110 @@ impl JetStreamLog {
     }
 }
 
+/// How Docket connects to NATS: `url` lists servers, comma-separated, each `nats://host:port`
+/// or, with a NATS user, `nats://user:password@host:port` (user and password percent-encoded).
+/// async-nats does not use credentials written in a server URL, so they are read here and given
+/// to the connection; with a user the connection's reply inboxes are `_INBOX.<user>.…`, so the
+/// server can let each user subscribe to its own replies only (`deploy/nats-secure.conf`).
+/// Every URL naming a user must name the same one.
+pub fn connect_options(
+    url: &str,
+) -> Result<(Vec<async_nats::ServerAddr>, async_nats::ConnectOptions)> {
+    let invalid = |reason: String| LogError::Invalid { reason };
+    let mut servers = Vec::new();
+    let mut credentials: Option<(String, String)> = None;
+    for part in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addr: async_nats::ServerAddr = part
+            .parse()
+            .map_err(|e| invalid(format!("NATS server URL {}: {e}", redact_url(part))))?;
+        let found = match addr.username() {
+            Some(user) => Some((
+                percent_decode(user)?,
+                percent_decode(addr.password().unwrap_or_default())?,
+            )),
+            None => None,
+        };
+        if let Some(found) = found {
+            if credentials.as_ref().is_some_and(|known| *known != found) {
+                return Err(invalid(format!(
+                    "the NATS server URLs {} name different users or passwords",
+                    redact_url(url)
+                )));
+            }
+            credentials = Some(found);
+        }
+        // The credentials go to the connection, not into logs of the server address.
+        let mut bare = addr.into_inner();
+        let _ = bare.set_password(None);
+        let _ = bare.set_username("");
+        servers.push(
+            async_nats::ServerAddr::from_url(bare)
+                .map_err(|e| invalid(format!("NATS server URL {}: {e}", redact_url(part))))?,
+        );
+    }
+    if servers.is_empty() {
+        return Err(invalid(format!("no NATS server URL in {url:?}")));
+    }
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = credentials {
+        let token = !user.is_empty()
+            && user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if token {
+            options = options.custom_inbox_prefix(format!("_INBOX.{user}"));
+        }
+        options = options.user_and_password(user, password);
+    }
+    Ok((servers, options))
+}
+
+/// `url` with every password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|part| {
+            let (scheme, rest) = match part.find("://") {
+                Some(i) => part.split_at(i + 3),
+                None => ("", part),
+            };
+            let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+            match authority.rfind('@') {
+                Some(at) => {
+                    let user = authority[..at].split(':').next().unwrap_or_default();
+                    format!("{scheme}{user}:***{}", &rest[at..])
+                }
+                None => part.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Decodes `%XX` escapes of a URL's user or password.
+fn percent_decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| LogError::Invalid {
+                    reason: "a NATS URL's user or password has a bad %-escape".to_owned(),
+                })?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| LogError::Invalid {
+        reason: "a NATS URL's user or password is not UTF-8 once %-decoded".to_owned(),
+    })
+}
+
 /// Counts connection losses of a client we did not configure (no event callback) by polling its
 /// state, until the log is dropped.
 async fn watch_connection(inner: std::sync::Weak<Inner>) {
@@ -455,7 +556,14 @@ async fn ensure_stream(js: &jetstream::Context, config: &JetStreamConfig) -> Res
                                 reason: format!("cannot create stream {}: {e}", config.stream_name),
                             })
                         }
-                        _ => return Err(unavailable("cannot create the stream", err)),
+                        // A NATS user without permission to create it gets no reply.
+                        _ => {
+                            return Err(unavailable(
+                                "cannot create the stream (where NATS permissions reserve \
+                                 that to an admin user, it creates the stream first)",
+                                err,
+                            ))
+                        }
                     },
                 }
             }
@@ -1182,6 +1290,258 @@ impl EventLog for JetStreamLog {
     }
 }
 
+/// Restoring a backup: commits published with their exact bytes at their exact positions.
+impl JetStreamLog {
+    /// Restores one commit from a backup (`docket audit import`): publishes `bytes`, exactly, as
+    /// the commit at `position`, on the subject of its stream, so the restored log holds the same
+    /// bytes at the same positions (same hashes, same Merkle tree) as the one backed up.
+    ///
+    /// The bytes must decode as a commit (checksum, version, stream id) and link, if at all, to
+    /// an earlier position. The message carries the headers of a normal append
+    /// (`Nats-Msg-Id`: the commit's dedup id; `Nats-Expected-Last-Subject-Sequence`: the
+    /// position its stream link names, 0 for a stream's first commit) and
+    /// `Nats-Expected-Last-Sequence: position - 1`, so it is stored at `position` or not at all.
+    /// A retry of a restore that already landed (at any age) finds the same bytes at `position`
+    /// and succeeds; anything else already at or before `position` is a
+    /// [`LogError::Conflict`]. A [`LogError::Duplicate`] naming another position means the
+    /// commit's dedup id was stored there within the stream's duplicate window (a JetStream log
+    /// may hold one dedup id twice, when a late retry came after the window): retry once the
+    /// window has passed. Transient failures are retried like appends.
+    pub async fn restore(&self, position: u64, bytes: Bytes) -> Result<Appended> {
+        self.inner.restore(position, bytes).await
+    }
+}
+
+impl Inner {
+    async fn restore(&self, position: u64, bytes: Bytes) -> Result<Appended> {
+        let invalid = |reason: String| LogError::Invalid {
+            reason: format!("cannot restore position {position}: {reason}"),
+        };
+        if position == 0 {
+            return Err(invalid("positions start at 1".into()));
+        }
+        if bytes.len() > commit::MAX_COMMIT_BYTES {
+            return Err(LogError::TooLarge {
+                size: bytes.len(),
+                limit: commit::MAX_COMMIT_BYTES,
+            });
+        }
+        let decoded = commit::decode(&bytes).map_err(invalid)?;
+        if let Some(link) = decoded.prev {
+            if link.revision >= position {
+                return Err(invalid(format!(
+                    "the commit links to position {}, not before it",
+                    link.revision
+                )));
+            }
+        }
+        let stream = decoded.stream;
+        let subject = self.subject(&stream);
+        let msg_id = commit::dedup_id(&decoded.metadata, &decoded.events);
+        let expected_subject = decoded.prev.map_or(0, |l| l.revision);
+        let hash = CommitHash::of(&bytes);
+        let done = || Appended {
+            position,
+            revision: position,
+            hash,
+        };
+        let deadline = Instant::now() + self.config.max_retry;
+        let mut failures = 0u32;
+        // Some servers ignore an expected last sequence of 0: check the first by hand.
+        if position == 1 {
+            let head = loop {
+                match self.stream.get_info().await {
+                    Ok(info) => break info.state.last_sequence,
+                    Err(err) => {
+                        let err = unavailable("cannot read the stream's state", err);
+                        pause(&mut failures, deadline, err).await?;
+                    }
+                }
+            };
+            if head > 0 {
+                return match self.stored_at(1, deadline).await? {
+                    Some(payload) if payload == bytes => Ok(done()),
+                    _ => Err(self
+                        .restore_conflict(&stream, position, expected_subject, deadline)
+                        .await),
+                };
+            }
+        }
+        loop {
+            let attempt = self
+                .publish_restore(
+                    &subject,
+                    &msg_id,
+                    position - 1,
+                    expected_subject,
+                    bytes.clone(),
+                )
+                .await;
+            match attempt {
+                Attempt::Acked {
+                    sequence,
+                    duplicate: false,
+                } if sequence == position => {
+                    self.remember_head(
+                        &stream,
+                        StreamLink {
+                            revision: position,
+                            hash,
+                        },
+                    );
+                    return Ok(done());
+                }
+                Attempt::Acked {
+                    sequence,
+                    duplicate: true,
+                } if sequence == position => {
+                    // An earlier attempt landed: it must have stored these very bytes.
+                    return match self.stored_at(position, deadline).await? {
+                        Some(payload) if payload == bytes => Ok(done()),
+                        _ => Err(self
+                            .restore_conflict(&stream, position, expected_subject, deadline)
+                            .await),
+                    };
+                }
+                Attempt::Acked {
+                    sequence,
+                    duplicate: true,
+                } => return Err(LogError::Duplicate { position: sequence }),
+                Attempt::Acked {
+                    sequence,
+                    duplicate: false,
+                } => {
+                    return Err(LogError::Corrupt {
+                        position: sequence,
+                        reason: format!(
+                            "the commit restored for position {position} was stored at {sequence}"
+                        ),
+                    })
+                }
+                Attempt::WrongLastSequence => {
+                    // A retry of a restore that landed finds its own bytes there.
+                    return match self.stored_at(position, deadline).await? {
+                        Some(payload) if payload == bytes => Ok(done()),
+                        _ => Err(self
+                            .restore_conflict(&stream, position, expected_subject, deadline)
+                            .await),
+                    };
+                }
+                Attempt::Transient { error, .. } => {
+                    tracing::debug!(position, error = %error, "restore attempt failed, retrying");
+                    pause(
+                        &mut failures,
+                        deadline,
+                        unavailable("cannot restore", error),
+                    )
+                    .await?;
+                }
+                Attempt::Failed(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The payload stored at `sequence`, from the stream leader; `None` if there is none.
+    async fn stored_at(&self, sequence: u64, deadline: Instant) -> Result<Option<Bytes>> {
+        let mut failures = 0u32;
+        loop {
+            match self
+                .stream
+                .raw_message_builder()
+                .sequence(sequence)
+                .send()
+                .await
+            {
+                Ok(message) => return Ok(Some(message.payload)),
+                Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    return Ok(None)
+                }
+                Err(err) => {
+                    let err = unavailable("cannot read from the stream leader", err);
+                    pause(&mut failures, deadline, err).await?;
+                }
+            }
+        }
+    }
+
+    /// Why a restore at `position` was refused: the log's head is not `position - 1`, or the
+    /// stream's last commit is not the one the commit links to, or another commit is there.
+    async fn restore_conflict(
+        &self,
+        stream: &StreamId,
+        position: u64,
+        expected_subject: u64,
+        deadline: Instant,
+    ) -> LogError {
+        let head = match self.stream.get_info().await {
+            Ok(info) => info.state.last_sequence,
+            Err(err) => return unavailable("cannot read the stream's state", err),
+        };
+        if head + 1 != position {
+            return LogError::Conflict {
+                stream: format!("(the whole log {})", self.config.stream_name),
+                expected: ExpectedRevision::Exact(position - 1),
+                actual: head,
+            };
+        }
+        let subject = self.subject(stream);
+        match self.server_head(stream, &subject, deadline).await {
+            Ok(last) => LogError::Conflict {
+                stream: stream.to_string(),
+                expected: ExpectedRevision::Exact(expected_subject),
+                actual: last.map_or(0, |l| l.revision),
+            },
+            Err(err) => err,
+        }
+    }
+
+    async fn publish_restore(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        expected_last: u64,
+        expected_subject: u64,
+        payload: Bytes,
+    ) -> Attempt {
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, msg_id);
+        headers.insert(
+            NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            header::HeaderValue::from(expected_subject),
+        );
+        headers.insert(
+            header::NATS_EXPECTED_LAST_SEQUENCE,
+            header::HeaderValue::from(expected_last),
+        );
+        let message = PublishMessage::build().payload(payload).headers(headers);
+        let mut disconnects = self.disconnects.subscribe();
+        let ack = match self.js.send_publish(subject.to_owned(), message).await {
+            Ok(ack) => ack,
+            Err(error) => return classify(error, false),
+        };
+        let acked = tokio::select! {
+            biased;
+            acked = std::future::IntoFuture::into_future(ack) => acked,
+            _ = disconnects.changed() => {
+                return Attempt::Transient {
+                    error: PublishError::with_source(
+                        PublishErrorKind::BrokenPipe,
+                        "connection lost while awaiting the acknowledgement",
+                    ),
+                    maybe_stored: true,
+                }
+            }
+        };
+        match acked {
+            Ok(ack) => Attempt::Acked {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            },
+            Err(error) => classify(error, true),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1297,6 +1657,31 @@ mod tests {
             let problems = stream_problems(&existing, &config);
             assert_eq!(problems.len(), 1, "{what}: {problems:?}");
             assert!(problems[0].contains(what), "{what}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn urls_give_credentials_to_the_connection_and_hide_passwords() {
+        let (servers, _) = connect_options("nats://a:4222, nats://b:4223").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].port(), 4223);
+        let url = "nats://intake:p%40ss%3Aw@docket-1:4222,nats://intake:p%40ss%3Aw@docket-2:4222";
+        let (servers, _) = connect_options(url).unwrap();
+        assert!(servers
+            .iter()
+            .all(|s| !s.has_user_pass() && s.password().is_none()));
+        assert_eq!(percent_decode("p%40ss%3Aw").unwrap(), "p@ss:w");
+        assert!(percent_decode("bad%4").is_err());
+        assert_eq!(
+            redact_url(url),
+            "nats://intake:***@docket-1:4222,nats://intake:***@docket-2:4222"
+        );
+        assert_eq!(redact_url("nats://h:4222"), "nats://h:4222");
+        for bad in ["", "http://h:80", "nats://a:x@h,nats://b:y@h"] {
+            assert!(
+                matches!(connect_options(bad), Err(LogError::Invalid { .. })),
+                "{bad}"
+            );
         }
     }
 

@@ -35,6 +35,15 @@ impl NatsServer {
     /// Panics, with the server's log, if `nats-server` is missing or does not become ready
     /// within 10 s.
     pub fn start() -> NatsServer {
+        Self::start_with_config("")
+    }
+
+    /// Starts a server like [`NatsServer::start`], with `extra` appended to its configuration:
+    /// e.g. the `accounts` block of a deployment's configuration file. The server's name, its
+    /// ports, its pid file and its `jetstream` block (its own store directory, `sync_interval:
+    /// always`) are the test kit's, so `extra` must not set them. With users in `extra`, the
+    /// readiness check still works: it needs no client login.
+    pub fn start_with_config(extra: &str) -> NatsServer {
         node::check_binary();
         let dir = match tempfile::Builder::new().prefix("docket-nats-").tempdir() {
             Ok(dir) => dir,
@@ -45,7 +54,7 @@ impl NatsServer {
         for _ in 0..3 {
             let mut node = Node::new(dir.path(), "docket-test", free_port(), free_port());
             let config = format!(
-                "{}\njetstream {{\n  store_dir: {}\n  sync_interval: always\n}}\n",
+                "{}\njetstream {{\n  store_dir: {}\n  sync_interval: always\n}}\n{extra}\n",
                 node.base_config(),
                 quote(&dir.path().join("jetstream")),
             );

@@ -72,6 +72,9 @@ enum Bench {
     /// Accountability: a 1,000,000-commit log exported and verified offline, and inclusion
     /// proofs, beside raw SHA-256 and segment reading measured in the same run.
     Audit(docket_bench::audit::Options),
+    /// The dashboard: its projections rebuilt from position 0 over a 1,000,000-commit log of the
+    /// demo workload, beside reading and decoding the same commits, measured in the same run.
+    Dashboard(docket_bench::dashboard::Options),
 }
 
 /// Where `docket up` keeps its data unless told otherwise.
@@ -111,6 +114,9 @@ fn main() -> Result<()> {
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
             Command::Bench(Bench::Audit(options)) => {
                 docket_bench::audit::run(options).await.map(drop)
+            }
+            Command::Bench(Bench::Dashboard(options)) => {
+                docket_bench::dashboard::run(options).await.map(drop)
             }
         }
     })

@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const DOCKET: &str = env!("CARGO_BIN_EXE_docket");
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
 fn up(data: &std::path::Path) -> (Child, String) {

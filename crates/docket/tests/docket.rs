@@ -8,6 +8,8 @@ mod cli;
 mod e2e;
 #[path = "../../../tests/faults/mod.rs"]
 mod faults;
+#[path = "../../../tests/permissions.rs"]
+mod permissions;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
 
