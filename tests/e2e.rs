@@ -52,7 +52,6 @@ pub(crate) async fn check_notifications(receiver: &webhook::Receiver) {
     );
 }
 
-
 /// A child process killed when dropped.
 pub(crate) struct Proc(pub(crate) Child);
 

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod checkpointer;
+mod export_verify;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
-mod export_verify;
 mod receipt;
 mod tamper;

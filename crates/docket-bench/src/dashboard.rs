@@ -423,11 +423,15 @@ async fn make_log(dir: &std::path::Path, options: &Options) -> anyhow::Result<()
     let clock = Arc::new(SimClock::new(first));
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Every command carries a signed actor token, as in production.
+    let (actor_skey, actor_vkey) = docket_bus::token::generate_key();
+    let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
     let services = docket_services::register_local(
         &bus,
         executor,
         checkpoints.clone(),
         None,
+        docket_bus::token::TokenVerifier::new(&[actor_vkey])?,
         clock.clone(),
         stopped.clone(),
     );
@@ -479,7 +483,8 @@ async fn make_log(dir: &std::path::Path, options: &Options) -> anyhow::Result<()
             content_type: ContentType::Postcard,
         };
         let t = Instant::now();
-        let summary = docket_demo::run(Client::new(bus.clone()), &config, |_, _| {}).await?;
+        let summary =
+            docket_demo::run(Client::new(bus.clone(), issuer.clone()), &config, |_, _| {}).await?;
         let demo_time = t.elapsed();
         unexpected += summary.unexpected_total();
         if summary.unexpected_total() > 0 {

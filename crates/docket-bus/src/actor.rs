@@ -182,13 +182,18 @@ mod tests {
         let (issuer, verifier) = keys();
         let actor = parse_claim(&format!("{PERSON}/officer")).unwrap();
         assert_eq!(
-            authenticate(&Headers::new(), &verifier, NOW).unwrap_err().code,
+            authenticate(&Headers::new(), &verifier, NOW)
+                .unwrap_err()
+                .code,
             codes::MISSING_ACTOR
         );
         // The unsigned claim that was once enough.
-        let err = authenticate(&with_actor(&format!("{PERSON}/officer")), &verifier, NOW)
-            .unwrap_err();
-        assert_eq!((err.code.as_str(), &err.details["part"]), (codes::BAD_ACTOR, &json!("token")));
+        let err =
+            authenticate(&with_actor(&format!("{PERSON}/officer")), &verifier, NOW).unwrap_err();
+        assert_eq!(
+            (err.code.as_str(), &err.details["part"]),
+            (codes::BAD_ACTOR, &json!("token"))
+        );
         assert!(err.message.contains("unsigned"), "{}", err.message);
         for garbage in ["", "officer", "v1.x", "v1.a.b.c"] {
             let err = authenticate(&with_actor(garbage), &verifier, NOW).unwrap_err();

@@ -106,9 +106,11 @@ impl Transport for LocalBus {
         let Some(handler) = self.handler(catalogue::service_of(kind)) else {
             return Err(BusError::no_responders(subject));
         };
-        Ok(dispatch(kind, &headers, &body, handler.actors_dyn(), |request| {
-            handler.handle_boxed(request)
-        })
-        .await)
+        Ok(
+            dispatch(kind, &headers, &body, handler.actors_dyn(), |request| {
+                handler.handle_boxed(request)
+            })
+            .await,
+        )
     }
 }

@@ -355,7 +355,9 @@ mod tests {
         ));
         // Both keys during a rotation.
         let both = TokenVerifier::new(&[issuer.vkey(), other_vkey]).unwrap();
-        assert!(both.verify(&other.issue(&actor(), 1_000, 60), 1_010).is_ok());
+        assert!(both
+            .verify(&other.issue(&actor(), 1_000, 60), 1_010)
+            .is_ok());
         assert!(both.verify(&token, 1_010).is_ok());
 
         // A forged role: claims changed, signature kept.
@@ -386,7 +388,12 @@ mod tests {
             Err(TokenError::BadSignature)
         );
 
-        for garbage in ["", "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a9c11/officer", "v1.a.b", "v2.x.y.z"] {
+        for garbage in [
+            "",
+            "8c0f4f4e-2a6b-4c1e-9d52-0b4f5e2a9c11/officer",
+            "v1.a.b",
+            "v2.x.y.z",
+        ] {
             assert!(matches!(
                 verifier.verify(garbage, 1_010),
                 Err(TokenError::Malformed(_))
@@ -398,12 +405,11 @@ mod tests {
     fn keys_are_checked_when_read() {
         let (skey, vkey) = generate_key();
         assert!(TokenIssuer::new(&vkey).is_err());
-        assert!(TokenVerifier::new(&[skey.clone()]).is_err());
+        assert!(TokenVerifier::new(std::slice::from_ref(&skey)).is_err());
         assert!(TokenVerifier::new::<String>(&[]).is_err());
-        let tampered = skey.replacen(' ', "  ", 1).replace(
-            skey.split_whitespace().nth(2).unwrap(),
-            "00000000",
-        );
+        let tampered = skey
+            .replacen(' ', "  ", 1)
+            .replace(skey.split_whitespace().nth(2).unwrap(), "00000000");
         assert!(TokenIssuer::new(&tampered).is_err());
     }
 }

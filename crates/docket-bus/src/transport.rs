@@ -12,11 +12,11 @@ use futures_util::FutureExt;
 use serde_json::json;
 
 use crate::actor;
-use crate::token::{TokenIssuer, TokenVerifier};
 use crate::codec::{self, CommandReply, ContentType};
 use crate::command::DomainCommand;
 use crate::error::{codes, BusError};
 use crate::headers::{self, Headers};
+use crate::token::{TokenIssuer, TokenVerifier};
 
 /// Largest request body a service reads, in bytes; a larger one is answered `too_large`
 /// unread. Well above any valid command (free text is capped at 10,000 characters per field)

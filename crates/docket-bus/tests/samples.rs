@@ -248,9 +248,14 @@ pub fn role_for(kind: CommandKind) -> Role {
 }
 
 /// The test deployment's actor-token key pair.
-fn token_keys() -> &'static (docket_bus::token::TokenIssuer, docket_bus::token::TokenVerifier) {
-    static KEYS: std::sync::OnceLock<(docket_bus::token::TokenIssuer, docket_bus::token::TokenVerifier)> =
-        std::sync::OnceLock::new();
+fn token_keys() -> &'static (
+    docket_bus::token::TokenIssuer,
+    docket_bus::token::TokenVerifier,
+) {
+    static KEYS: std::sync::OnceLock<(
+        docket_bus::token::TokenIssuer,
+        docket_bus::token::TokenVerifier,
+    )> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         let (skey, vkey) = docket_bus::token::generate_key();
         (

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use docket_bus::actor::actor_claim;
-use docket_bus::token::TokenVerifier;
 use docket_bus::headers as h;
+use docket_bus::token::TokenVerifier;
 use docket_bus::{
     codes, encode_command, serve_nats, BusError, BusRequest, Client, CommandReply, ContentType,
     DomainCommand, Handler, Headers, LocalBus, NatsTransport, RawReply, Service, ServiceHandle,
@@ -577,8 +577,14 @@ async fn the_actor_is_required_and_checked<H: Harness>() {
     ] {
         let mut h = headers(None, None);
         h.insert(h::ACTOR, actor);
-        let err = expect_error(&harness, CommandKind::CaseOpen, h, body.clone(), codes::BAD_ACTOR)
-            .await;
+        let err = expect_error(
+            &harness,
+            CommandKind::CaseOpen,
+            h,
+            body.clone(),
+            codes::BAD_ACTOR,
+        )
+        .await;
         assert_eq!(err.details["part"], "token", "{actor}");
     }
     // Tokens that do not verify: expired, forged, another deployment's.

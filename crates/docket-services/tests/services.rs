@@ -505,7 +505,11 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         .await
         .unwrap();
     wait_for_ping(&client).await;
-    let replies = lifecycle(Client::new(NatsTransport::new(client.clone()), keys::issuer())).await;
+    let replies = lifecycle(Client::new(
+        NatsTransport::new(client.clone()),
+        keys::issuer(),
+    ))
+    .await;
     // Receipts come from the audit service over NATS and verify with the public key alone.
     let verifier = docket_audit::CheckpointVerifier::new(&vkey).unwrap();
     for reply in &replies {
@@ -568,7 +572,11 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     let client = docket_bus::connect(&server.url(), "test-client-2")
         .await
         .unwrap();
-    read_your_writes(&Client::new(NatsTransport::new(client), keys::issuer()), &log).await;
+    read_your_writes(
+        &Client::new(NatsTransport::new(client), keys::issuer()),
+        &log,
+    )
+    .await;
     stop.send(true).unwrap();
     for t in tasks {
         t.await.unwrap().unwrap();

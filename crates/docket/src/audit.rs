@@ -283,7 +283,10 @@ async fn verify(args: VerifyArgs) -> Result<bool> {
         (None, Some(url)) => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let out = temp.path().join("export");
-            eprintln!("docket audit verify: exporting the deployment at {url}");
+            eprintln!(
+                "docket audit verify: exporting the deployment at {}",
+                docket_log::jetstream::redact_url(url)
+            );
             let source = Source {
                 data_dir: None,
                 nats: Some(url.clone()),
@@ -406,7 +409,12 @@ async fn open(source: &Source) -> Result<docket_log::AnyLog> {
         (None, Some(url)) => docket_log::AnyLog::JetStream(
             docket_log::jetstream::JetStreamLog::connect_url(url, Default::default())
                 .await
-                .with_context(|| format!("opening the log on JetStream at {url}"))?,
+                .with_context(|| {
+                    format!(
+                        "opening the log on JetStream at {}",
+                        docket_log::jetstream::redact_url(url)
+                    )
+                })?,
         ),
         (None, None) => bail!("give --data-dir DIR or --nats URL"),
     })

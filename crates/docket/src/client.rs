@@ -51,7 +51,12 @@ pub(crate) struct SendOptions {
     actor: Option<String>,
     /// A signed actor token to send as it is (from `docket token issue` or another issuer),
     /// instead of --as.
-    #[arg(long, env = "DOCKET_ACTOR_TOKEN", conflicts_with = "actor", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DOCKET_ACTOR_TOKEN",
+        conflicts_with = "actor",
+        hide_env_values = true
+    )]
     token: Option<String>,
     #[command(flatten)]
     key: crate::tokens::IssuerArgs,

@@ -69,15 +69,16 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
         Some(url) => {
             let client = docket_bus::connect(url, "docket-demo").await.map_err(|e| {
                 anyhow!(
-                    "{}: start nats-server, then `docket up --nats {url}`",
-                    e.message
+                    "{}: start nats-server, then `docket up --nats {}`",
+                    e.message,
+                    docket_log::jetstream::redact_url(url)
                 )
             })?;
             drive(
                 NatsTransport::new(client),
                 issuer,
                 &config,
-                &format!("{url}: start it with `docket up --nats {url}` (or one `docket serve <service> --nats {url}` per service)"),
+                &format!("{0}: start it with `docket up --nats {0}` (or one `docket serve <service> --nats {0}` per service)", docket_log::jetstream::redact_url(url)),
             )
             .await?
         }
@@ -113,9 +114,11 @@ async fn drive<T: Transport + 'static>(
     );
     let bar = Arc::new(Bar::new());
     let drawing = bar.clone();
-    let result = docket_demo::run(Client::new(transport, issuer), config, move |done, total| {
-        drawing.update(done, total)
-    })
+    let result = docket_demo::run(
+        Client::new(transport, issuer),
+        config,
+        move |done, total| drawing.update(done, total),
+    )
     .await;
     bar.finish(result.as_ref().map_or(0, |s| s.sent));
     match result {

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use docket_bus::{codes, headers, BusError, ContentType, Headers, LocalBus, Transport};
-use docket_domain::Role;
 use docket_domain::CommandKind;
+use docket_domain::Role;
 
 /// What the operations routes need: the dashboard, the checkpointer (for readiness) and the
 /// shutdown signal (live-update streams end with it).
@@ -37,13 +37,13 @@ pub(crate) fn router(
         ops.actors.clone(),
         ops.shutdown.clone(),
     )
-        .merge(
-            Router::new()
-                .route("/healthz", get(|| async { "ok" }))
-                .route("/readyz", get(readyz))
-                .route("/api/v1/reviews/{id}", get(review))
-                .with_state(ops),
-        );
+    .merge(
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/api/v1/reviews/{id}", get(review))
+            .with_state(ops),
+    );
     if let Some(bus) = bus {
         router = router.merge(
             Router::new()
@@ -72,18 +72,22 @@ async fn review(State(ops): State<Ops>, Path(id): Path<String>, request: HeaderM
         match value.to_str() {
             Ok(v) => headers.append(headers::ACTOR, v),
             Err(_) => {
-                let e = BusError::new(codes::BAD_ACTOR, "the Docket-Actor header is not ASCII text");
+                let e = BusError::new(
+                    codes::BAD_ACTOR,
+                    "the Docket-Actor header is not ASCII text",
+                );
                 return error_response(StatusCode::BAD_REQUEST, &e);
             }
         }
     }
-    let actor = match docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs()) {
-        Ok(actor) => actor,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return error_response(status, &e);
-        }
-    };
+    let actor =
+        match docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs()) {
+            Ok(actor) => actor,
+            Err(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                return error_response(status, &e);
+            }
+        };
     let Ok(review_id) = docket_domain::values::ReviewId::parse(&id) else {
         let e = BusError::bad_request(format!("{id:?} is not a review id (a UUID)"));
         return error_response(StatusCode::BAD_REQUEST, &e);

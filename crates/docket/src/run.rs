@@ -357,7 +357,12 @@ async fn jetstream(url: &str, replicas: usize) -> Result<(JetStreamLog, AnyCheck
     };
     let log = JetStreamLog::connect_url(url, config)
         .await
-        .with_context(|| format!("opening the log on JetStream at {url}"))?;
+        .with_context(|| {
+            format!(
+                "opening the log on JetStream at {}",
+                docket_log::jetstream::redact_url(url)
+            )
+        })?;
     let checkpoints = log
         .checkpoints()
         .await
@@ -406,7 +411,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 shutdown.clone(),
             )));
         }
-        eprintln!("docket: up over NATS at {url}; commands on docket.cmd.<service>.<command> (see `docket commands`); Ctrl-C stops");
+        eprintln!("docket: up over NATS at {}; commands on docket.cmd.<service>.<command> (see `docket commands`); Ctrl-C stops", docket_log::jetstream::redact_url(url));
         let ops = crate::http::Ops {
             dashboard,
             checkpointer: Some(checkpointer),
@@ -612,7 +617,10 @@ async fn serve_dashboard(
         args.http,
         crate::http::router(None, None, ops),
         shutdown,
-        &format!(" over NATS at {}; Ctrl-C stops", args.nats),
+        &format!(
+            " over NATS at {}; Ctrl-C stops",
+            docket_log::jetstream::redact_url(&args.nats)
+        ),
     )
     .await?;
     finish_dashboard(task).await
@@ -679,7 +687,7 @@ async fn serve_service(
     if args.service == "audit" {
         eprintln!(
             "docket: serving audit over NATS at {} (docket.cmd.audit.*); Ctrl-C stops",
-            args.nats
+            docket_log::jetstream::redact_url(&args.nats)
         );
         return serve_audit(&args.nats, log, &args.checkpoints, shutdown).await;
     }
@@ -699,7 +707,7 @@ async fn serve_service(
         .await?;
         eprintln!(
             "docket: serving notification over NATS at {}; Ctrl-C stops",
-            args.nats
+            docket_log::jetstream::redact_url(&args.nats)
         );
         let task = notifications(&args.webhook, log, checkpoints, shutdown)?;
         finish_notifications(task).await?;
@@ -711,7 +719,7 @@ async fn serve_service(
     let client = docket_bus::connect(&args.nats, &format!("docket-{service}")).await?;
     eprintln!(
         "docket: serving {service} over NATS at {}; Ctrl-C stops",
-        args.nats
+        docket_log::jetstream::redact_url(&args.nats)
     );
     let receipts = docket_services::ReceiptSource::Remote(
         docket_bus::connect(&args.nats, &format!("docket-{service}-receipts")).await?,

@@ -187,10 +187,7 @@ pub(crate) fn run(command: TokenCommand) -> Result<()> {
             let actor = docket_bus::actor::parse_claim(&args.actor)
                 .map_err(|e| anyhow!("--as: {}", e.message))?;
             let issuer = args.key.issuer()?;
-            println!(
-                "{}",
-                issuer.issue(&actor, token::now_secs(), args.ttl_secs)
-            );
+            println!("{}", issuer.issue(&actor, token::now_secs(), args.ttl_secs));
             Ok(())
         }
     }

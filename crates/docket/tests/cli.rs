@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
 fn up(data: &std::path::Path) -> (Child, String) {
     let mut child = crate::docket_cmd()
@@ -120,7 +119,14 @@ fn up_embedded_takes_commands_over_http_and_keeps_them_across_restarts() {
     );
     assert!(!ok);
     let out = crate::docket_cmd()
-        .args(["send", "officer.register", "--token", "nobody", "--http", &url])
+        .args([
+            "send",
+            "officer.register",
+            "--token",
+            "nobody",
+            "--http",
+            &url,
+        ])
         .args(["--set", &format!("person={person}")])
         .output()
         .unwrap();

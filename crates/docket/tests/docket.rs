@@ -8,10 +8,10 @@ mod cli;
 mod e2e;
 #[path = "../../../tests/faults/mod.rs"]
 mod faults;
-#[path = "../../../tests/permissions.rs"]
-mod permissions;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
+#[path = "../../../tests/permissions.rs"]
+mod permissions;
 
 /// The `docket` binary, signing requests with the test actor-token key and accepting its tokens
 /// (`DOCKET_ACTOR_KEY`, `DOCKET_ACTOR_VKEYS`).
