@@ -298,6 +298,7 @@ async fn the_api_serves_the_projection_and_refuses_bad_requests() {
         "/healthz",
         "/readyz",
         "/api/v1/commands/{name}",
+        "/api/v1/reviews/{id}",
         "/api/v1/audit/checkpoint",
         "/api/v1/audit/inclusion",
         "/api/v1/audit/consistency",
