@@ -3,5 +3,6 @@
 
 mod checkpointer;
 mod export_verify;
+mod import;
 mod receipt;
 mod tamper;
