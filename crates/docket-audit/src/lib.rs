@@ -6,6 +6,7 @@
 pub mod checkpointer;
 mod error;
 pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod note;
 pub mod persist;
@@ -18,6 +19,7 @@ pub mod verify;
 pub use checkpointer::{Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus};
 pub use error::AuditError;
 pub use export::{export, ExportError, ExportSummary, Manifest};
+pub use import::{import_to_dir, import_to_jetstream, ImportError, ImportSummary};
 pub use note::{Checkpoint, CheckpointSigner, CheckpointVerifier, NoteError, SignedCheckpoint};
 pub use receipt::{verify_receipt, Receipt, VerifiedReceipt};
 pub use store::{CheckpointStore, StoredCheckpoint};

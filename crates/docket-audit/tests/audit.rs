@@ -3,6 +3,7 @@
 
 mod checkpointer;
 mod export_verify;
+mod import;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
 mod receipt;

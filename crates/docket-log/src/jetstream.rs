@@ -1347,7 +1347,7 @@ impl Inner {
         };
         let deadline = Instant::now() + self.config.max_retry;
         let mut failures = 0u32;
-        // Some servers ignore an expected last sequence of 0: check the first by hand.
+        // Older servers take an expected last sequence of 0 for none: check the first by hand.
         if position == 1 {
             let head = loop {
                 match self.stream.get_info().await {

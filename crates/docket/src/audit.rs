@@ -30,6 +30,11 @@ pub(crate) enum AuditCommand {
     /// and its signature, consistency between checkpoints, and the process rules. Exits 1 and
     /// names the first bad position and the rule that failed.
     Verify(VerifyArgs),
+    /// Restores an export into a new deployment: verifies it as `verify` does (and refuses one
+    /// that does not verify), then writes the same commits at the same positions, byte for byte,
+    /// and its signed checkpoints into a new or empty data directory (for `docket up --data-dir`)
+    /// or an empty NATS deployment, and reads them back to compare.
+    Import(ImportArgs),
     /// Checks a receipt (from a review request's or a decision's reply) against the public key,
     /// and optionally against a later checkpoint, without the log.
     VerifyReceipt(VerifyReceiptArgs),
@@ -67,6 +72,42 @@ pub(crate) struct VerifyArgs {
     /// Hours allowed after a review deadline before its miss must be on record (deadlines are
     /// judged at the last commit's time; an export taken just after a deadline passed, before
     /// the scheduler recorded the miss, needs a little grace).
+    #[arg(long, default_value_t = 0)]
+    deadline_grace_hours: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `docket audit import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The exported directory (from `docket audit export`).
+    export: PathBuf,
+    /// A new or empty data directory to restore into, for `docket up --data-dir`.
+    #[arg(long, conflicts_with = "nats", required_unless_present = "nats")]
+    data_dir: Option<PathBuf>,
+    /// A NATS deployment to restore into (comma-separated server URLs): its log stream, audit
+    /// stream and reaction checkpoint bucket must be empty or absent.
+    #[arg(long)]
+    nats: Option<String>,
+    /// With --nats: replicas of the streams when they are created (1, or 3 on a cluster), as
+    /// `docket up --replicas` will expect them.
+    #[arg(long, default_value_t = 1, requires = "nats")]
+    replicas: usize,
+    /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
+    #[arg(long)]
+    vkey: String,
+    /// The checkpoint signer key file (`checkpoint.key`; it is not in the export) to install in
+    /// the restored data directory's `audit/`, so that `docket up` continues signing with it.
+    /// It must be the key of --vkey.
+    #[arg(long, conflicts_with = "nats")]
+    checkpoint_key: Option<PathBuf>,
+    /// Skip the process rules when verifying (checksums, chains and checkpoints only).
+    #[arg(long)]
+    no_process_rules: bool,
+    /// Hours allowed after a review deadline before its miss must be on record (as for
+    /// `docket audit verify`).
     #[arg(long, default_value_t = 0)]
     deadline_grace_hours: i64,
     /// Print JSON instead of text.
@@ -179,6 +220,7 @@ pub(crate) async fn run(command: AuditCommand) -> Result<()> {
                 std::process::exit(1)
             }
         }
+        AuditCommand::Import(args) => import(args).await,
         AuditCommand::VerifyReceipt(args) => verify_receipt(args),
         AuditCommand::Consistency(args) => {
             let commits = commits(&args.source).await?;
@@ -305,6 +347,121 @@ async fn verify(args: VerifyArgs) -> Result<bool> {
         print!("{report}");
     }
     Ok(report.ok)
+}
+
+async fn import(args: ImportArgs) -> Result<()> {
+    use docket_audit::import::{ImportError, Phase};
+    let vkey = read_arg(&args.vkey)?;
+    let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
+    // The signer key is checked before anything is written.
+    let skey = match &args.checkpoint_key {
+        Some(path) => {
+            let skey = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the checkpoint key {}", path.display()))?;
+            let signer = docket_audit::CheckpointSigner::new(&skey)
+                .with_context(|| format!("the checkpoint key {}", path.display()))?;
+            if signer.vkey().trim() != vkey.trim() {
+                bail!(
+                    "the checkpoint key {} is not the key of --vkey (its verifier key is {})",
+                    path.display(),
+                    signer.vkey()
+                );
+            }
+            Some((skey.trim().to_owned(), signer.vkey().to_owned()))
+        }
+        None => None,
+    };
+    let options = docket_audit::VerifyOptions {
+        process_rules: !args.no_process_rules,
+        deadline_grace: chrono::Duration::hours(args.deadline_grace_hours.max(0)),
+        ..Default::default()
+    };
+    let mut last_shown = std::time::Instant::now();
+    let mut shown_phase = None;
+    let progress = |phase: Phase, done: u64, total: u64| {
+        if phase == Phase::Verifying {
+            eprintln!("docket audit import: verifying {}", args.export.display());
+            return;
+        }
+        let new_phase = shown_phase != Some(phase);
+        if new_phase && shown_phase.is_some() {
+            eprintln!();
+        }
+        if new_phase
+            || last_shown.elapsed() >= std::time::Duration::from_millis(500)
+            || done == total
+        {
+            last_shown = std::time::Instant::now();
+            shown_phase = Some(phase);
+            let percent = (done * 100).checked_div(total).unwrap_or(100);
+            eprint!("\rdocket audit import: {phase} {done} of {total} commits ({percent}%)");
+        }
+    };
+    let result = match (&args.data_dir, &args.nats) {
+        (Some(dir), _) => {
+            docket_audit::import_to_dir(&args.export, dir, &verifier, &options, progress).await
+        }
+        (None, Some(url)) => {
+            let config = docket_log::jetstream::JetStreamConfig {
+                replicas: args.replicas,
+                ..Default::default()
+            };
+            let log = docket_log::jetstream::JetStreamLog::connect_url(url, config)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening the log on JetStream at {}",
+                        docket_log::jetstream::redact_url(url)
+                    )
+                })?;
+            docket_audit::import_to_jetstream(&args.export, &log, &verifier, &options, progress)
+                .await
+        }
+        (None, None) => bail!("give --data-dir DIR or --nats URL"),
+    };
+    eprintln!();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(ImportError::NotVerified(report)) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            return Err(ImportError::NotVerified(report).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut key_file = None;
+    if let (Some((skey, vkey)), Some(dir)) = (&skey, &args.data_dir) {
+        let audit = dir.join("audit");
+        write_key_pair(&audit, skey, vkey).with_context(|| {
+            format!(
+                "the import is complete, but installing the checkpoint key in {} failed",
+                audit.display()
+            )
+        })?;
+        key_file = Some(audit.join("checkpoint.key"));
+    }
+    if args.json {
+        let mut out = serde_json::to_value(&summary)?;
+        out["checkpoint_key"] = serde_json::json!(key_file);
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{summary}");
+        match (&key_file, &args.data_dir) {
+            (Some(path), _) => println!("  checkpoint key installed: {}", path.display()),
+            (None, Some(dir)) => println!(
+                "  the checkpoint key is not in an export: copy it to {} or start `docket up \
+                 --checkpoint-key <file>`, or the checkpointer refuses to sign",
+                dir.join("audit").join("checkpoint.key").display()
+            ),
+            (None, None) => println!(
+                "  start the checkpointer with the same key (--checkpoint-key), or it refuses to sign"
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {

@@ -565,3 +565,201 @@ fn up_serves_the_dashboard_metrics_and_readiness_and_resumes_its_projection() {
     assert_eq!(own["lag"], 0, "{o}");
     stop(child);
 }
+
+#[test]
+fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, url) = up(&data);
+    let demo = Command::new(DOCKET)
+        .args(["demo", "--cases", "6", "--concurrency", "2", "--http", &url])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    // A receipt given out before the backup.
+    let old_receipt = dir.path().join("old-receipt.json");
+    std::fs::write(
+        &old_receipt,
+        http_get(&url, "/api/v1/audit/receipt?position=20"),
+    )
+    .unwrap();
+    terminate(&mut child);
+
+    let export = dir.path().join("export");
+    let exported = Command::new(DOCKET)
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    let head = exported["manifest"]["head"].as_u64().unwrap();
+    let vkey = format!("@{}", data.join("audit").join("checkpoint.vkey").display());
+    let import = |target: &std::path::Path, extra: &[&std::ffi::OsStr]| {
+        Command::new(DOCKET)
+            .args(["audit", "import", "--json", "--vkey", &vkey])
+            .arg(&export)
+            .arg("--data-dir")
+            .arg(target)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let restored = dir.path().join("restored");
+    let key = data.join("audit").join("checkpoint.key");
+    let out = import(&restored, &["--checkpoint-key".as_ref(), key.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["head"], head, "{summary}");
+    assert_eq!(summary["commits"], head, "{summary}");
+    assert_eq!(
+        summary["checkpoints"], exported["manifest"]["checkpoints"],
+        "{summary}"
+    );
+    assert_eq!(summary["verify"]["ok"], true);
+    assert!(restored.join("audit").join("checkpoint.key").exists());
+    // The same commits, byte for byte, at the same positions.
+    let segments = |d: &std::path::Path| -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    };
+    assert_eq!(segments(&restored), segments(&export.join("segments")));
+
+    // A restored directory is not a target; nor is an export that does not verify.
+    let again = import(&restored, &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(broken.join("segments")).unwrap();
+    let fresh = dir.path().join("fresh");
+    let bad = Command::new(DOCKET)
+        .args(["audit", "import", "--vkey", &vkey])
+        .arg(&broken)
+        .arg("--data-dir")
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("rule position"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(!fresh.exists());
+
+    // docket up on the restored directory answers, and its checkpointer signs on with the key.
+    let (mut child, url) = up(&restored);
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-0000000000cc",
+            "office=NYC",
+            "role=officer",
+        ],
+    );
+    assert!(ok, "{reply}");
+    let position = reply["position"].as_u64().unwrap();
+    assert!(position > head, "{reply}");
+    let receipt = dir.path().join("receipt.json");
+    std::fs::write(
+        &receipt,
+        http_get(&url, &format!("/api/v1/audit/receipt?position={position}")),
+    )
+    .unwrap();
+    let verify_receipt = |receipt: &std::path::Path, extra: &[&std::path::Path]| {
+        let mut cmd = Command::new(DOCKET);
+        cmd.args(["audit", "verify-receipt", "--json", "--vkey", &vkey])
+            .arg(receipt);
+        if let [later, proof] = extra {
+            cmd.arg("--later")
+                .arg(later)
+                .arg("--consistency-proof")
+                .arg(proof);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let new_receipt = verify_receipt(&receipt, &[]);
+    assert_eq!(new_receipt["position"], position);
+    assert!(new_receipt["checkpoint_size"].as_u64().unwrap() >= position);
+    // The receipt from before the backup verifies against the restored system's checkpoint.
+    let old_size = verify_receipt(&old_receipt, &[])["checkpoint_size"]
+        .as_u64()
+        .unwrap();
+    let later = dir.path().join("later.note");
+    let note = http_get(&url, "/api/v1/audit/checkpoint");
+    let later_size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    assert!(later_size >= position, "{note}");
+    std::fs::write(&later, &note).unwrap();
+    let consistency: serde_json::Value = serde_json::from_str(&http_get(
+        &url,
+        &format!("/api/v1/audit/consistency?old={old_size}&new={later_size}"),
+    ))
+    .unwrap();
+    let proof = dir.path().join("proof.txt");
+    let lines: Vec<&str> = consistency["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    std::fs::write(&proof, lines.join("\n")).unwrap();
+    let verified = verify_receipt(&old_receipt, &[&later, &proof]);
+    assert_eq!(verified["later_size"], later_size);
+    terminate(&mut child);
+
+    // The restored deployment's log verifies, with every checkpoint the old one signed.
+    let export2 = dir.path().join("export2");
+    let exported2 = Command::new(DOCKET)
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(&restored)
+        .arg("--out")
+        .arg(&export2)
+        .output()
+        .unwrap();
+    assert!(exported2.status.success());
+    let verified = Command::new(DOCKET)
+        .args(["audit", "verify", "--json", "--vkey", &vkey])
+        .arg(&export2)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert!(report["commits_checked"].as_u64().unwrap() >= head);
+    assert!(
+        report["checkpoints_checked"].as_u64().unwrap()
+            > exported["manifest"]["checkpoints"].as_u64().unwrap(),
+        "{report}"
+    );
+}
