@@ -571,7 +571,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut child, url) = up(&data);
-    let demo = Command::new(DOCKET)
+    let demo = crate::docket_cmd()
         .args(["demo", "--cases", "6", "--concurrency", "2", "--http", &url])
         .output()
         .unwrap();
@@ -590,7 +590,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
     terminate(&mut child);
 
     let export = dir.path().join("export");
-    let exported = Command::new(DOCKET)
+    let exported = crate::docket_cmd()
         .args(["audit", "export", "--json", "--data-dir"])
         .arg(&data)
         .arg("--out")
@@ -606,7 +606,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
     let head = exported["manifest"]["head"].as_u64().unwrap();
     let vkey = format!("@{}", data.join("audit").join("checkpoint.vkey").display());
     let import = |target: &std::path::Path, extra: &[&std::ffi::OsStr]| {
-        Command::new(DOCKET)
+        crate::docket_cmd()
             .args(["audit", "import", "--json", "--vkey", &vkey])
             .arg(&export)
             .arg("--data-dir")
@@ -651,7 +651,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
     let broken = dir.path().join("broken");
     std::fs::create_dir_all(broken.join("segments")).unwrap();
     let fresh = dir.path().join("fresh");
-    let bad = Command::new(DOCKET)
+    let bad = crate::docket_cmd()
         .args(["audit", "import", "--vkey", &vkey])
         .arg(&broken)
         .arg("--data-dir")
@@ -689,7 +689,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
     )
     .unwrap();
     let verify_receipt = |receipt: &std::path::Path, extra: &[&std::path::Path]| {
-        let mut cmd = Command::new(DOCKET);
+        let mut cmd = crate::docket_cmd();
         cmd.args(["audit", "verify-receipt", "--json", "--vkey", &vkey])
             .arg(receipt);
         if let [later, proof] = extra {
@@ -737,7 +737,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
 
     // The restored deployment's log verifies, with every checkpoint the old one signed.
     let export2 = dir.path().join("export2");
-    let exported2 = Command::new(DOCKET)
+    let exported2 = crate::docket_cmd()
         .args(["audit", "export", "--json", "--data-dir"])
         .arg(&restored)
         .arg("--out")
@@ -745,7 +745,7 @@ fn audit_import_restores_an_export_into_a_data_dir_that_docket_up_serves() {
         .output()
         .unwrap();
     assert!(exported2.status.success());
-    let verified = Command::new(DOCKET)
+    let verified = crate::docket_cmd()
         .args(["audit", "verify", "--json", "--vkey", &vkey])
         .arg(&export2)
         .output()
