@@ -269,7 +269,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         );
     }
 
-    // As the dashboard does: the window ends at the newest event seen, not at the wall clock.
+    // The log's events are dated 2024, so the overview is taken as of its newest event (the
+    // dashboard itself counts windows and deadline states back from now).
     let newest = DateTime::from_timestamp_micros(projection.newest_micros()).unwrap_or_default();
     let t = Instant::now();
     let overview = projection.overview(&docket_dashboard::Filter::default(), newest);

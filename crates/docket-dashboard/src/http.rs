@@ -14,6 +14,7 @@ use axum::Router;
 use docket_bus::token::TokenVerifier;
 use docket_bus::{codes, BusError, Headers};
 use docket_domain::values::{FieldOffice, Role};
+use docket_domain::Actor;
 use futures_util::Stream;
 use tokio::sync::watch;
 
@@ -152,14 +153,9 @@ async fn overview(
     }
 }
 
-/// The acting person must hold a role that may see individual reviews.
-fn may_drill_down(request: &HeaderMap, actors: Option<&TokenVerifier>) -> Result<(), BusError> {
-    let Some(actors) = actors else {
-        return Err(BusError::unavailable(
-            "the drill-down needs actor-token verifier keys (--actor-vkeys); none are configured"
-                .to_owned(),
-        ));
-    };
+/// Who acts in an HTTP request: its `Docket-Actor` token verified with `actors`, as the bus
+/// verifies a command's (`docket_bus::actor::authenticate`).
+pub fn authenticate(request: &HeaderMap, actors: &TokenVerifier) -> Result<Actor, BusError> {
     let mut headers = Headers::new();
     for value in request.get_all(docket_bus::headers::ACTOR) {
         let text = value.to_str().map_err(|_| {
@@ -170,7 +166,18 @@ fn may_drill_down(request: &HeaderMap, actors: Option<&TokenVerifier>) -> Result
         })?;
         headers.append(docket_bus::headers::ACTOR, text);
     }
-    let actor = docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs())?;
+    docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs())
+}
+
+/// The acting person must hold a role that may see individual reviews.
+fn may_drill_down(request: &HeaderMap, actors: Option<&TokenVerifier>) -> Result<(), BusError> {
+    let Some(actors) = actors else {
+        return Err(BusError::unavailable(
+            "the drill-down needs actor-token verifier keys (--actor-vkeys); none are configured"
+                .to_owned(),
+        ));
+    };
+    let actor = authenticate(request, actors)?;
     if DRILL_DOWN_ROLES.contains(&actor.role) {
         Ok(())
     } else {

@@ -67,27 +67,13 @@ async fn review(State(ops): State<Ops>, Path(id): Path<String>, request: HeaderM
             &BusError::unavailable("reviews are read from `docket up`".to_owned()),
         );
     };
-    let mut headers = Headers::new();
-    for value in request.get_all(headers::ACTOR) {
-        match value.to_str() {
-            Ok(v) => headers.append(headers::ACTOR, v),
-            Err(_) => {
-                let e = BusError::new(
-                    codes::BAD_ACTOR,
-                    "the Docket-Actor header is not ASCII text",
-                );
-                return error_response(StatusCode::BAD_REQUEST, &e);
-            }
+    let actor = match docket_dashboard::http::authenticate(&request, actors) {
+        Ok(actor) => actor,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return error_response(status, &e);
         }
-    }
-    let actor =
-        match docket_bus::actor::authenticate(&headers, actors, docket_bus::token::now_secs()) {
-            Ok(actor) => actor,
-            Err(e) => {
-                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-                return error_response(status, &e);
-            }
-        };
+    };
     let Ok(review_id) = docket_domain::values::ReviewId::parse(&id) else {
         let e = BusError::bad_request(format!("{id:?} is not a review id (a UUID)"));
         return error_response(StatusCode::BAD_REQUEST, &e);
