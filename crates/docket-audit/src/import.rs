@@ -7,8 +7,13 @@
 //! Both targets go the same way:
 //! 1. the target must be empty ([`ImportError::NotEmpty`] otherwise);
 //! 2. the export is verified with [`crate::verify_with_tree`] exactly as `docket audit verify`
-//!    does; an export that does not verify is refused ([`ImportError::NotVerified`], naming the
-//!    first bad position and rule) before anything is written;
+//!    does, with the same options, anchors included (witness keys and quorum, trusted
+//!    checkpoints); an export that does not verify is refused ([`ImportError::NotVerified`],
+//!    naming the failure the verdict names) before anything is written. That includes an export
+//!    with commits past its last signed checkpoint unless
+//!    [`VerifyOptions::allow_unsigned_tail`]: the restored checkpointer would sign over them with
+//!    the deployment's real key, vouching for commits nothing vouched for (a forgery that kept
+//!    only the checkpoints before its rewrite would be laundered so);
 //! 3. the commits are written: into a data directory ([`import_to_dir`]) by copying the export's
 //!    segment files (they are in the log's own format), each synced; into JetStream
 //!    ([`import_to_jetstream`]) by [`JetStreamLog::restore`], each commit's exact bytes at its
@@ -17,7 +22,9 @@
 //! 4. the restored log is read back through the backend ([`docket_log::EventLog::read_all`]) and
 //!    every commit's leaf hash compared with the verified tree, and the head with the manifest;
 //! 5. the checkpoints are appended to the audit records in size order, verbatim, then read back,
-//!    each checked against the key and the verified tree.
+//!    each checked against the key and the verified tree. The checkpoint beyond the head an
+//!    `--upto` export carries (with its consistency proof) is not stored: the restored log does
+//!    not reach it.
 //!
 //! A data directory is built in a staging directory inside the target (`.docket-import`), opened
 //! and checked there as a [`FileLog`], and only then moved into place: the audit records first,
@@ -94,8 +101,9 @@ pub struct ImportSummary {
     pub root: String,
     /// The size of the last signed checkpoint, if any.
     pub last_checkpoint_size: Option<u64>,
-    /// Commits after the last signed checkpoint: only the manifest, which is not signed, vouches
-    /// for them until the restored checkpointer signs a checkpoint over them.
+    /// Commits past what the export's signed checkpoints vouch for (verify's
+    /// `coverage.unsigned_commits`): nothing vouches for them, yet the restored checkpointer
+    /// signs over them once it runs. Non-zero only when the unsigned tail was allowed.
     pub unsigned_commits: u64,
     /// The export's manifest.
     pub manifest: Manifest,
@@ -116,11 +124,18 @@ impl std::fmt::Display for ImportSummary {
         writeln!(f, "  into {} ({})", self.target, self.backend)?;
         writeln!(f, "  root {}", self.root)?;
         match self.last_checkpoint_size {
-            Some(size) if self.unsigned_commits > 0 => writeln!(
+            _ if self.unsigned_commits > 0 => writeln!(
                 f,
-                "  last signed checkpoint: size {size}; the {} commits after it are vouched for by \
-                 no signature (the restored checkpointer signs over them once it runs)",
+                "  WARNING: the last {} commits are vouched for by no signature (allowed by \
+                 --allow-unsigned-tail); the restored checkpointer will sign over commits that \
+                 nothing vouched for",
                 self.unsigned_commits
+            ),
+            Some(size) if size < self.head => writeln!(
+                f,
+                "  last stored checkpoint: size {size}; the commits after it are proved a prefix \
+                 of the export's checkpoint of size {} beyond its head",
+                self.verify.coverage.proof_to.unwrap_or(size)
             ),
             Some(size) => writeln!(f, "  last signed checkpoint: size {size} (the head)"),
             None => writeln!(
@@ -262,6 +277,11 @@ fn read_notes(
             ))
         })?;
         let size = signed.checkpoint.size;
+        if size > tree.size() {
+            // The checkpoint beyond the head of an `--upto` export, which verify accepted with
+            // its consistency proof: the restored log does not reach it.
+            continue;
+        }
         if tree.root_at(size).ok() != Some(signed.checkpoint.root) {
             return Err(ImportError::Mismatch(format!(
                 "{} changed after verification: its root is not the commits'",
@@ -385,7 +405,7 @@ fn summary(
         last_hash: last_hash_hex(last_hash),
         root: verified.tree.root().to_string(),
         last_checkpoint_size,
-        unsigned_commits: head - last_checkpoint_size.unwrap_or(0).min(head),
+        unsigned_commits: verified.report.coverage.unsigned_commits,
         manifest: verified.manifest,
         verify: verified.report,
     }

@@ -18,10 +18,10 @@ pub mod verify;
 
 pub use checkpointer::{Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus};
 pub use error::AuditError;
-pub use export::{export, ExportError, ExportSummary, Manifest};
+pub use export::{export, ExportError, ExportOptions, ExportSummary, Manifest};
 pub use import::{import_to_dir, import_to_jetstream, ImportError, ImportSummary};
 pub use note::{Checkpoint, CheckpointSigner, CheckpointVerifier, NoteError, SignedCheckpoint};
 pub use receipt::{verify_receipt, Receipt, VerifiedReceipt};
 pub use store::{CheckpointStore, StoredCheckpoint};
 pub use tree::{leaf_hash, Hash, Tree, TreeError};
-pub use verify::{verify, verify_with_tree, Failure, Report, VerifyOptions};
+pub use verify::{verify, verify_with_tree, Anchors, Coverage, Failure, Report, VerifyOptions};

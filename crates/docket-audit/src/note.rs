@@ -121,6 +121,15 @@ impl CheckpointSigner {
             String::from_utf8(note.to_bytes()).map_err(|e| NoteError::Malformed(e.to_string()))?;
         Ok(SignedCheckpoint { checkpoint, note })
     }
+
+    /// Signs a note whose body is not a checkpoint (the export's `MANIFEST.note`) with this key.
+    pub(crate) fn sign_text(&self, body: &str) -> Result<String, NoteError> {
+        let mut note =
+            Note::new(body.as_bytes(), &[]).map_err(|e| NoteError::Malformed(e.to_string()))?;
+        note.add_sigs(&[&self.signer])
+            .map_err(|e| NoteError::Signature(e.to_string()))?;
+        String::from_utf8(note.to_bytes()).map_err(|e| NoteError::Malformed(e.to_string()))
+    }
 }
 
 /// The vkey of a signer key `PRIVATE+KEY+<name>+<id>+<base64(0x01 ‖ 32-byte seed)>` (the form
@@ -175,6 +184,24 @@ impl CheckpointVerifier {
     /// The origin the key signs for.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The public key, in C2SP vkey form.
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// Opens a signed note of any body (the export's `MANIFEST.note`) that this key signed:
+    /// its body text. Other signatures are allowed and ignored.
+    pub(crate) fn open_text(&self, note_text: &str) -> Result<String, NoteError> {
+        let note = Note::from_bytes(note_text.as_bytes())
+            .map_err(|e| NoteError::Malformed(e.to_string()))?;
+        let verifier = StandardVerifier::new(&self.vkey)
+            .map_err(|e| NoteError::Key(format!("verifier key: {e}")))?;
+        let known = VerifierList::new(vec![Box::new(verifier)]);
+        note.verify(&known)
+            .map_err(|e| NoteError::Signature(e.to_string()))?;
+        String::from_utf8(note.text().to_vec()).map_err(|e| NoteError::Malformed(e.to_string()))
     }
 
     /// Parses a signed checkpoint and checks that this key signed it and that its origin is the

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use docket_audit::import::{Phase, STAGING_DIR};
 use docket_audit::tree::verify_consistency;
 use docket_audit::{
-    export, import_to_dir, import_to_jetstream, verify_receipt, AuditError, CheckpointSigner,
+    import_to_dir, import_to_jetstream, verify_receipt, AuditError, CheckpointSigner,
     CheckpointStore, CheckpointVerifier, Checkpointer, CheckpointerConfig, ImportError,
     ImportSummary, Receipt, Tree, VerifyOptions,
 };
@@ -29,7 +29,7 @@ use tempfile::TempDir;
 use tokio::sync::watch;
 
 use crate::checkpointer::{append, within};
-use crate::export_verify::{all_commits, copy_dir, demo_log, sign, ORIGIN};
+use crate::export_verify::{all_commits, copy_dir, demo_log, export_signed, sign, ORIGIN};
 
 /// Commits after the last checkpoint of the fixture's export.
 const UNSIGNED: u64 = 5;
@@ -91,7 +91,7 @@ fn build() -> ImportFixture {
             .into_iter()
             .map(|c| c.signed.note)
             .collect();
-        let summary = export(&log, &stored, None, &export_path, |_, _| {})
+        let summary = export_signed(&log, &stored, &skey, None, &export_path)
             .await
             .unwrap();
         assert_eq!(
@@ -110,6 +110,16 @@ fn build() -> ImportFixture {
             receipt,
         }
     })
+}
+
+/// The fixture's export has an unsigned tail ([`UNSIGNED`] commits past its last checkpoint),
+/// which import refuses unless allowed: these tests allow it, to show what the restored
+/// checkpointer does with it.
+fn allowing_tail() -> VerifyOptions {
+    VerifyOptions {
+        allow_unsigned_tail: true,
+        ..VerifyOptions::default()
+    }
 }
 
 fn fixture() -> &'static ImportFixture {
@@ -322,7 +332,7 @@ async fn an_export_imported_into_a_data_dir_is_the_same_log_and_its_checkpointer
         &f.export,
         &target,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |phase, done, total| phases.push((phase, done, total)),
     )
     .await
@@ -361,7 +371,7 @@ async fn an_export_imported_into_a_data_dir_is_the_same_log_and_its_checkpointer
         &f.export,
         &empty,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |_, _, _| {},
     )
     .await
@@ -381,7 +391,7 @@ async fn a_non_empty_target_or_a_tampered_export_is_refused_and_nothing_is_writt
         &f.export,
         &busy,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |_, _, _| {},
     )
     .await;
@@ -406,7 +416,7 @@ async fn a_non_empty_target_or_a_tampered_export_is_refused_and_nothing_is_writt
             bad.path(),
             &target,
             &f.verifier(),
-            &VerifyOptions::default(),
+            &allowing_tail(),
             |_, _, _| {},
         )
         .await,
@@ -419,7 +429,7 @@ async fn a_non_empty_target_or_a_tampered_export_is_refused_and_nothing_is_writt
             bad.path(),
             &target,
             &f.verifier(),
-            &VerifyOptions::default(),
+            &allowing_tail(),
             |_, _, _| {},
         )
         .await,
@@ -432,7 +442,7 @@ async fn a_non_empty_target_or_a_tampered_export_is_refused_and_nothing_is_writt
         &f.export,
         &target,
         &CheckpointVerifier::new(&other).unwrap(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |_, _, _| {},
     )
     .await
@@ -463,7 +473,7 @@ async fn an_export_imported_into_jetstream_is_the_same_log_and_its_checkpointer_
             bad.path(),
             &log,
             &f.verifier(),
-            &VerifyOptions::default(),
+            &allowing_tail(),
             |_, _, _| {},
         )
         .await,
@@ -477,7 +487,7 @@ async fn an_export_imported_into_jetstream_is_the_same_log_and_its_checkpointer_
         &f.export,
         &log,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |phase, done, total| phases.push((phase, done, total)),
     )
     .await
@@ -545,7 +555,7 @@ async fn an_export_imported_into_jetstream_is_the_same_log_and_its_checkpointer_
         &f.export,
         &log,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |_, _, _| {},
     )
     .await
@@ -575,7 +585,7 @@ async fn an_export_imported_into_jetstream_is_the_same_log_and_its_checkpointer_
         &f.export,
         &log,
         &f.verifier(),
-        &VerifyOptions::default(),
+        &allowing_tail(),
         |_, _, _| {},
     )
     .await

@@ -13,7 +13,7 @@ use docket_log::file::FileLog;
 use docket_log::{CommitHash, EventData, EventLog, ExpectedRevision, Metadata, StreamId};
 use docket_log::{RecordedCommit, StreamLink};
 
-use crate::export_verify::{all_commits, demo_log, fixture, sign, Fixture, ORIGIN};
+use crate::export_verify::{all_commits, demo_log, export_signed, fixture, sign, Fixture, ORIGIN};
 
 fn check(f: &Fixture, dir: &Path) -> Report {
     let report = verify(dir, &f.verifier(), &VerifyOptions::default());
@@ -322,7 +322,7 @@ fn a_review_left_unacknowledged_past_its_deadline_fails_at_the_request() {
         let log = FileLog::open(docket_log::file::FileLogConfig::new(log_dir.path()))
             .await
             .unwrap();
-        docket_audit::export(&log, &notes, None, out.path(), |_, _| {})
+        export_signed(&log, &notes, &skey, None, out.path())
             .await
             .unwrap();
         log.close().await.unwrap();

@@ -121,7 +121,12 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         notes.len()
     ));
     let t = Instant::now();
-    let summary = docket_audit::export(&log, &notes, None, &export_dir, |_, _| {}).await?;
+    let export_options = docket_audit::ExportOptions {
+        checkpoints: &notes,
+        signer: Some(&signer),
+        ..Default::default()
+    };
+    let summary = docket_audit::export(&log, &export_options, &export_dir, |_, _| {}).await?;
     figures.push(
         Figure::new(
             "audit.export",

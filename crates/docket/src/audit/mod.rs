@@ -2,10 +2,17 @@
 //! `history`, `replay` and `consistency` read a log (a stopped deployment's or exported data
 //! directory, or a running NATS deployment) with the domain's own code.
 
+mod export;
+mod out;
+mod verify;
+
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+
+use export::ExportArgs;
+use verify::{ImportArgs, VerifyArgs};
 
 /// The auditor's tools.
 #[derive(Debug, clap::Subcommand)]
@@ -27,8 +34,9 @@ pub(crate) enum AuditCommand {
     /// `checkpoints/` and `MANIFEST.json`.
     Export(ExportArgs),
     /// Verifies an export offline: checksums, hash chains, the Merkle root at every checkpoint
-    /// and its signature, consistency between checkpoints, and the process rules. Exits 1 and
-    /// names the first bad position and the rule that failed.
+    /// and its signature, consistency between checkpoints, the auditor's anchors (witness
+    /// cosignatures, trusted checkpoints), the signed manifest, the signed coverage, and the
+    /// process rules. Exits 1 and names the failure (integrity before process rules).
     Verify(VerifyArgs),
     /// Restores an export into a new deployment: verifies it as `verify` does (and refuses one
     /// that does not verify), then writes the same commits at the same positions, byte for byte,
@@ -38,81 +46,6 @@ pub(crate) enum AuditCommand {
     /// Checks a receipt (from a review request's or a decision's reply) against the public key,
     /// and optionally against a later checkpoint, without the log.
     VerifyReceipt(VerifyReceiptArgs),
-}
-
-/// Options of `docket audit export`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ExportArgs {
-    /// The new (or empty) directory to write the file set into.
-    #[arg(long)]
-    out: PathBuf,
-    /// Export commits up to this position only (default: the whole log).
-    #[arg(long)]
-    upto: Option<u64>,
-    #[command(flatten)]
-    source: Source,
-}
-
-/// Options of `docket audit verify`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct VerifyArgs {
-    /// The exported directory (give this, or --nats to verify a running deployment).
-    #[arg(required_unless_present = "nats")]
-    dir: Option<PathBuf>,
-    /// Verify a running NATS deployment: its log and checkpoints are exported to a temporary
-    /// directory first, then verified like any export.
-    #[arg(long, env = "DOCKET_NATS", conflicts_with = "dir")]
-    nats: Option<String>,
-    /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
-    #[arg(long)]
-    vkey: String,
-    /// Skip the process rules (checksums, chains and checkpoints only).
-    #[arg(long)]
-    no_process_rules: bool,
-    /// Hours allowed after a review deadline before its miss must be on record (deadlines are
-    /// judged at the last commit's time; an export taken just after a deadline passed, before
-    /// the scheduler recorded the miss, needs a little grace).
-    #[arg(long, default_value_t = 0)]
-    deadline_grace_hours: i64,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-/// Options of `docket audit import`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ImportArgs {
-    /// The exported directory (from `docket audit export`).
-    export: PathBuf,
-    /// A new or empty data directory to restore into, for `docket up --data-dir`.
-    #[arg(long, conflicts_with = "nats", required_unless_present = "nats")]
-    data_dir: Option<PathBuf>,
-    /// A NATS deployment to restore into (comma-separated server URLs): its log stream, audit
-    /// stream and reaction checkpoint bucket must be empty or absent.
-    #[arg(long)]
-    nats: Option<String>,
-    /// With --nats: replicas of the streams when they are created (1, or 3 on a cluster), as
-    /// `docket up --replicas` will expect them.
-    #[arg(long, default_value_t = 1, requires = "nats")]
-    replicas: usize,
-    /// The verifier key (C2SP vkey form), or `@path` to read it from a file.
-    #[arg(long)]
-    vkey: String,
-    /// The checkpoint signer key file (`checkpoint.key`; it is not in the export) to install in
-    /// the restored data directory's `audit/`, so that `docket up` continues signing with it.
-    /// It must be the key of --vkey.
-    #[arg(long, conflicts_with = "nats")]
-    checkpoint_key: Option<PathBuf>,
-    /// Skip the process rules when verifying (checksums, chains and checkpoints only).
-    #[arg(long)]
-    no_process_rules: bool,
-    /// Hours allowed after a review deadline before its miss must be on record (as for
-    /// `docket audit verify`).
-    #[arg(long, default_value_t = 0)]
-    deadline_grace_hours: i64,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Options of `docket audit verify-receipt`.
@@ -212,15 +145,15 @@ pub(crate) async fn run(command: AuditCommand) -> Result<()> {
                 docket_audit::inspect::replay(commits, args.as_of, args.subject.as_deref())?;
             print(&args.source, &replay)
         }
-        AuditCommand::Export(args) => export(args).await,
+        AuditCommand::Export(args) => export::export(args).await,
         AuditCommand::Verify(args) => {
-            if verify(args).await? {
+            if verify::verify(args).await? {
                 Ok(())
             } else {
                 std::process::exit(1)
             }
         }
-        AuditCommand::Import(args) => import(args).await,
+        AuditCommand::Import(args) => verify::import(args).await,
         AuditCommand::VerifyReceipt(args) => verify_receipt(args),
         AuditCommand::Consistency(args) => {
             let commits = commits(&args.source).await?;
@@ -248,220 +181,6 @@ fn read_input(path: &std::path::Path) -> Result<String> {
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-async fn export(args: ExportArgs) -> Result<()> {
-    let summary = export_to(&args.source, &args.out, args.upto).await?;
-    print_export(&args.source, &summary)
-}
-
-/// Exports the source's log and checkpoints into `out`, showing progress on stderr.
-async fn export_to(
-    source: &Source,
-    out: &std::path::Path,
-    upto: Option<u64>,
-) -> Result<docket_audit::ExportSummary> {
-    let log = open(source).await?;
-    let store = docket_audit::CheckpointStore::new(log.audit_records().await?);
-    let notes: Vec<String> = store
-        .all(None)
-        .await?
-        .into_iter()
-        .map(|c| c.signed.note)
-        .collect();
-    let mut last_shown = std::time::Instant::now();
-    let summary = docket_audit::export(&log, &notes, upto, out, |done, total| {
-        if last_shown.elapsed() >= std::time::Duration::from_millis(500) || done == total {
-            last_shown = std::time::Instant::now();
-            let percent = (done * 100).checked_div(total).unwrap_or(100);
-            eprint!("\rdocket audit export: {done} of {total} commits ({percent}%)");
-        }
-    })
-    .await?;
-    eprintln!();
-    close(log).await?;
-    Ok(summary)
-}
-
-fn print_export(source: &Source, summary: &docket_audit::ExportSummary) -> Result<()> {
-    if source.json {
-        let out = serde_json::json!({
-            "dir": summary.dir,
-            "manifest": summary.manifest,
-            "segment_bytes": summary.segment_bytes,
-            "checkpoints_skipped": summary.checkpoints_skipped,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "exported {} commits and {} checkpoints ({} bytes of segments) to {}",
-            summary.manifest.head,
-            summary.manifest.checkpoints,
-            summary.segment_bytes,
-            summary.dir.display()
-        );
-        if summary.checkpoints_skipped > 0 {
-            println!(
-                "{} checkpoints beyond the exported head were left out",
-                summary.checkpoints_skipped
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn verify(args: VerifyArgs) -> Result<bool> {
-    let vkey = read_arg(&args.vkey)?;
-    let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
-    let options = docket_audit::VerifyOptions {
-        process_rules: !args.no_process_rules,
-        deadline_grace: chrono::Duration::hours(args.deadline_grace_hours.max(0)),
-        ..Default::default()
-    };
-    // A live deployment is exported first, into a directory removed afterwards.
-    let mut _temp = None;
-    let dir = match (&args.dir, &args.nats) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(url)) => {
-            let temp = tempfile::tempdir().context("creating a temporary directory")?;
-            let out = temp.path().join("export");
-            eprintln!(
-                "docket audit verify: exporting the deployment at {}",
-                docket_log::jetstream::redact_url(url)
-            );
-            let source = Source {
-                data_dir: None,
-                nats: Some(url.clone()),
-                json: false,
-            };
-            export_to(&source, &out, None).await?;
-            _temp = Some(temp);
-            out
-        }
-        (None, None) => bail!("give the export's directory, or --nats URL"),
-    };
-    let report = docket_audit::verify(&dir, &verifier, &options);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(report.ok)
-}
-
-async fn import(args: ImportArgs) -> Result<()> {
-    use docket_audit::import::{ImportError, Phase};
-    let vkey = read_arg(&args.vkey)?;
-    let verifier = docket_audit::CheckpointVerifier::new(&vkey)?;
-    // The signer key is checked before anything is written.
-    let skey = match &args.checkpoint_key {
-        Some(path) => {
-            let skey = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the checkpoint key {}", path.display()))?;
-            let signer = docket_audit::CheckpointSigner::new(&skey)
-                .with_context(|| format!("the checkpoint key {}", path.display()))?;
-            if signer.vkey().trim() != vkey.trim() {
-                bail!(
-                    "the checkpoint key {} is not the key of --vkey (its verifier key is {})",
-                    path.display(),
-                    signer.vkey()
-                );
-            }
-            Some((skey.trim().to_owned(), signer.vkey().to_owned()))
-        }
-        None => None,
-    };
-    let options = docket_audit::VerifyOptions {
-        process_rules: !args.no_process_rules,
-        deadline_grace: chrono::Duration::hours(args.deadline_grace_hours.max(0)),
-        ..Default::default()
-    };
-    let mut last_shown = std::time::Instant::now();
-    let mut shown_phase = None;
-    let progress = |phase: Phase, done: u64, total: u64| {
-        if phase == Phase::Verifying {
-            eprintln!("docket audit import: verifying {}", args.export.display());
-            return;
-        }
-        let new_phase = shown_phase != Some(phase);
-        if new_phase && shown_phase.is_some() {
-            eprintln!();
-        }
-        if new_phase
-            || last_shown.elapsed() >= std::time::Duration::from_millis(500)
-            || done == total
-        {
-            last_shown = std::time::Instant::now();
-            shown_phase = Some(phase);
-            let percent = (done * 100).checked_div(total).unwrap_or(100);
-            eprint!("\rdocket audit import: {phase} {done} of {total} commits ({percent}%)");
-        }
-    };
-    let result = match (&args.data_dir, &args.nats) {
-        (Some(dir), _) => {
-            docket_audit::import_to_dir(&args.export, dir, &verifier, &options, progress).await
-        }
-        (None, Some(url)) => {
-            let config = docket_log::jetstream::JetStreamConfig {
-                replicas: args.replicas,
-                ..Default::default()
-            };
-            let log = docket_log::jetstream::JetStreamLog::connect_url(url, config)
-                .await
-                .with_context(|| {
-                    format!(
-                        "opening the log on JetStream at {}",
-                        docket_log::jetstream::redact_url(url)
-                    )
-                })?;
-            docket_audit::import_to_jetstream(&args.export, &log, &verifier, &options, progress)
-                .await
-        }
-        (None, None) => bail!("give --data-dir DIR or --nats URL"),
-    };
-    eprintln!();
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(ImportError::NotVerified(report)) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
-            }
-            return Err(ImportError::NotVerified(report).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut key_file = None;
-    if let (Some((skey, vkey)), Some(dir)) = (&skey, &args.data_dir) {
-        let audit = dir.join("audit");
-        write_key_pair(&audit, skey, vkey).with_context(|| {
-            format!(
-                "the import is complete, but installing the checkpoint key in {} failed",
-                audit.display()
-            )
-        })?;
-        key_file = Some(audit.join("checkpoint.key"));
-    }
-    if args.json {
-        let mut out = serde_json::to_value(&summary)?;
-        out["checkpoint_key"] = serde_json::json!(key_file);
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        print!("{summary}");
-        match (&key_file, &args.data_dir) {
-            (Some(path), _) => println!("  checkpoint key installed: {}", path.display()),
-            (None, Some(dir)) => println!(
-                "  the checkpoint key is not in an export: copy it to {} or start `docket up \
-                 --checkpoint-key <file>`, or the checkpointer refuses to sign",
-                dir.join("audit").join("checkpoint.key").display()
-            ),
-            (None, None) => println!(
-                "  start the checkpointer with the same key (--checkpoint-key), or it refuses to sign"
-            ),
-        }
-    }
-    Ok(())
 }
 
 fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
@@ -497,7 +216,7 @@ fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
         later.as_ref().map(|(n, p)| (n.as_str(), p.as_slice())),
     )?;
     if args.json {
-        let out = serde_json::json!({
+        let value = serde_json::json!({
             "ok": true,
             "position": verified.position,
             "leaf_hash": verified.leaf_hash.to_string(),
@@ -506,32 +225,27 @@ fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
             "checkpoint_root": verified.checkpoint.root.to_string(),
             "later_size": verified.later.as_ref().map(|c| c.size),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "receipt verified: commit {} (leaf {}) is in the log of size {} signed by {}",
-            verified.position,
-            verified.leaf_hash,
-            verified.checkpoint.size,
-            verified.checkpoint.origin
-        );
-        if let Some(later) = &verified.later {
-            println!(
-                "and still in the later log of size {} (consistent)",
-                later.size
-            );
-        }
+        return out::json(&value);
+    }
+    out::line(format_args!(
+        "receipt verified: commit {} (leaf {}) is in the log of size {} signed by {}",
+        verified.position, verified.leaf_hash, verified.checkpoint.size, verified.checkpoint.origin
+    ))?;
+    if let Some(later) = &verified.later {
+        out::line(format_args!(
+            "and still in the later log of size {} (consistent)",
+            later.size
+        ))?;
     }
     Ok(())
 }
 
 fn print<T: serde::Serialize + std::fmt::Display>(source: &Source, value: &T) -> Result<()> {
     if source.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        out::json(value)
     } else {
-        print!("{value}");
+        out::print(&value.to_string())
     }
-    Ok(())
 }
 
 /// The segment files of a data directory: an export's `segments/`, or the directory itself.
@@ -631,19 +345,18 @@ fn keygen(args: KeygenArgs) -> Result<()> {
     }
     write_key_pair(&args.out, &skey, &vkey)?;
     if args.json {
-        let out = serde_json::json!({
+        return out::json(&serde_json::json!({
             "origin": args.origin,
             "vkey": vkey,
             "key_file": key_path,
             "vkey_file": vkey_path,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!("verifier key (public, give it to auditors): {vkey}");
-        println!("signer key (secret): {}", key_path.display());
-        println!("verifier key file: {}", vkey_path.display());
+        }));
     }
-    Ok(())
+    out::line(format_args!(
+        "verifier key (public, give it to auditors): {vkey}"
+    ))?;
+    out::line(format_args!("signer key (secret): {}", key_path.display()))?;
+    out::line(format_args!("verifier key file: {}", vkey_path.display()))
 }
 
 /// Writes `checkpoint.key` (owner-only) and `checkpoint.vkey` into `dir`.
