@@ -35,8 +35,6 @@ pub struct Fixture {
     pub export: PathBuf,
     /// Every commit of the log.
     pub commits: Vec<RecordedCommit>,
-    /// The checkpoints' signer key (which signs the manifest too).
-    pub skey: String,
     /// The verifier key of the checkpoints' signer.
     pub vkey: String,
     /// The checkpoints' sizes, ascending.
@@ -193,7 +191,6 @@ fn build_fixture() -> Fixture {
             _export_dir: export_dir,
             export: export_path,
             commits,
-            skey,
             vkey,
             sizes,
         }

@@ -597,3 +597,85 @@ async fn an_export_imported_into_jetstream_is_the_same_log_and_its_checkpointer_
     }
     assert_eq!(log.head().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rewrite_and_drop_checkpoints_forgery_is_refused_by_import() {
+    use crate::anchors;
+    let f = anchors::fixture();
+    let p = anchors::decision_position(f);
+    let kept = f.size_before(p);
+    // A decision's reasons rewritten (nothing a process rule judges), the chains recomputed,
+    // and only the checkpoints before it kept: the export tool, run with the deployment's key.
+    let forged = anchors::reasons_changed(f, p);
+    let dir = tempfile::tempdir().unwrap();
+    // (On a thread of its own: the export tool runs its own runtime.)
+    let export = std::thread::scope(|s| {
+        s.spawn(|| anchors::operator_export(f, &forged, &f.notes_before(p), None, dir.path()))
+            .join()
+            .unwrap()
+    });
+    let target = dir.path().join("restored");
+    let refused =
+        |result: Result<ImportSummary, ImportError>, position: u64, rule: &str| match result {
+            Err(ImportError::NotVerified(report)) => {
+                let failure = report.first_failure.clone().unwrap();
+                assert_eq!(
+                    (failure.position, failure.rule.as_str()),
+                    (position, rule),
+                    "{report}"
+                );
+            }
+            other => panic!("expected the forgery to be refused, got {other:?}"),
+        };
+    // By default: its unsigned tail.
+    refused(
+        import_to_dir(
+            &export,
+            &target,
+            &f.verifier(),
+            &VerifyOptions::default(),
+            |_, _, _| {},
+        )
+        .await,
+        kept + 1,
+        "coverage",
+    );
+    assert!(!target.exists());
+    // With the tail allowed, the anchors still refuse it: a later checkpoint the importer
+    // holds, or the witnesses.
+    let mut trusted = anchors::trusting(&[f.note(f.size_from(p))]);
+    trusted.allow_unsigned_tail = true;
+    refused(
+        import_to_dir(&export, &target, &f.verifier(), &trusted, |_, _, _| {}).await,
+        f.size_from(p),
+        "anchor",
+    );
+    refused(
+        import_to_dir(
+            &export,
+            &target,
+            &f.verifier(),
+            &anchors::witnesses(f),
+            |_, _, _| {},
+        )
+        .await,
+        kept + 1,
+        "anchor",
+    );
+    assert!(!target.exists());
+    // Allowed and unanchored, it is imported, and the summary says how much nothing vouched for.
+    let summary = import_to_dir(
+        &export,
+        &target,
+        &f.verifier(),
+        &allowing_tail(),
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.unsigned_commits, f.head() - kept);
+    assert!(
+        summary.to_string().contains("nothing vouched for"),
+        "{summary}"
+    );
+}

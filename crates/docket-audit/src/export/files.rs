@@ -147,11 +147,17 @@ mod tests {
     #[test]
     fn names_and_proof_text_round_trip() {
         assert_eq!(checkpoint_file_name(42), "00000000000000000042.note");
-        assert_eq!(parse_checkpoint_file_name("00000000000000000042.note"), Some(42));
+        assert_eq!(
+            parse_checkpoint_file_name("00000000000000000042.note"),
+            Some(42)
+        );
         assert_eq!(parse_checkpoint_file_name("42.note"), Some(42));
         assert_eq!(parse_checkpoint_file_name("42.note.bak"), None);
         let name = consistency_file_name(30, 50);
-        assert_eq!(name, "00000000000000000030-00000000000000000050.consistency");
+        assert_eq!(
+            name,
+            "00000000000000000030-00000000000000000050.consistency"
+        );
         assert_eq!(parse_consistency_file_name(&name), Some((30, 50)));
         assert_eq!(parse_consistency_file_name("30.consistency"), None);
         let proof = ConsistencyProof {

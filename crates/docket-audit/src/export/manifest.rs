@@ -89,9 +89,7 @@ impl ManifestNote {
                 .ok_or_else(|| format!("no {name} line"))
         };
         let origin = field("origin")?;
-        let head = field("head")?
-            .parse()
-            .map_err(|e| format!("head: {e}"))?;
+        let head = field("head")?.parse().map_err(|e| format!("head: {e}"))?;
         let root = Hash::parse_hash(&field("root")?).map_err(|e| format!("root: {e}"))?;
         let sha256 = field("sha256")?;
         if lines.next().is_some() {

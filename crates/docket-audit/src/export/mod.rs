@@ -180,11 +180,9 @@ fn sort_notes<'n>(
             ))
         })?;
         match &origin {
-            Some(known) if *known != o => {
-                return Err(ExportError::Checkpoint(format!(
-                    "checkpoints of two origins, {known:?} and {o:?} (the signer key's is the first)"
-                )))
-            }
+            Some(known) if *known != o => return Err(ExportError::Checkpoint(format!(
+                "checkpoints of two origins, {known:?} and {o:?} (the signer key's is the first)"
+            ))),
             _ => origin = Some(o),
         }
         notes.push((size, note));

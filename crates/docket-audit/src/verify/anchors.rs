@@ -138,7 +138,8 @@ impl Pass<'_> {
     }
 
     fn anchor_fail(&mut self, kind: AnchorKind, size: Option<u64>, position: u64, detail: String) {
-        self.failures.push(failure(position, ANCHOR, detail.clone()));
+        self.failures
+            .push(failure(position, ANCHOR, detail.clone()));
         self.anchor_checks.push(AnchorCheck {
             kind,
             size,

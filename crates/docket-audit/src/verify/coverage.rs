@@ -13,9 +13,7 @@
 use docket_log::Commit;
 
 use super::pass::Pass;
-use super::{
-    failure, CadenceDeclaration, Coverage, Failure, Gap, VerifyOptions, COVERAGE,
-};
+use super::{failure, CadenceDeclaration, Coverage, Failure, Gap, VerifyOptions, COVERAGE};
 use crate::export::rfc3339;
 
 /// The stream the checkpointer declares its cadence on.

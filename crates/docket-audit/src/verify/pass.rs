@@ -11,8 +11,8 @@ use docket_log::{CommitHash, RecordedCommit};
 use super::checkpoints::{CheckpointFile, ProofFile};
 use super::read::Hashed;
 use super::{
-    failure, AnchorCheck, Anchors, CadenceDeclaration, Failure, Gap, Report, VerifyOptions, WitnessSeen,
-    CHECKSUM, DECODE, HASH_CHAIN, POSITION,
+    failure, AnchorCheck, Anchors, CadenceDeclaration, Failure, Gap, Report, VerifyOptions,
+    WitnessSeen, CHECKSUM, DECODE, HASH_CHAIN, POSITION,
 };
 use crate::note::CheckpointVerifier;
 use crate::rules::RuleChecker;

@@ -220,7 +220,17 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         if let Some(w) = c.witnessed_size {
-            let by: Vec<&str> = c.witnessed_by.iter().map(|w| w.name.as_str()).collect();
+            let by: Vec<String> = c
+                .witnessed_by
+                .iter()
+                .map(|w| {
+                    let at = i64::try_from(w.timestamp)
+                        .ok()
+                        .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0))
+                        .map_or_else(|| w.timestamp.to_string(), |t| t.to_rfc3339());
+                    format!("{} at {at}", w.name)
+                })
+                .collect();
             writeln!(
                 f,
                 "  witnessed: {w} of {} commits, cosigned by {} (quorum {} of {})",
@@ -256,7 +266,11 @@ impl fmt::Display for Report {
                 g.after,
                 g.commits,
                 g.span_ms as f64 / 1000.0,
-                if g.tail { "the head" } else { "the next checkpoint" },
+                if g.tail {
+                    "the head"
+                } else {
+                    "the next checkpoint"
+                },
                 g.checkpointer_started_at
                     .map(|p| format!(" (the checkpointer started at {p})"))
                     .unwrap_or_default()
