@@ -75,7 +75,7 @@ impl AnchorFixture {
 
     /// The last checkpoint size below `size`.
     pub fn size_before(&self, size: u64) -> u64 {
-        *self.sizes.iter().filter(|s| **s < size).last().unwrap()
+        *self.sizes.iter().rfind(|s| **s < size).unwrap()
     }
 
     /// The first checkpoint size at or above `size`.
@@ -638,7 +638,8 @@ fn reseal(skey: &str, dir: &Path) {
 #[test]
 fn a_falsified_manifest_fails_even_re_signed() {
     let f = fixture();
-    let changes: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Change = Box<dyn Fn(&mut serde_json::Value)>;
+    let changes: Vec<(&str, Change)> = vec![
         (
             "commits",
             Box::new(|m| m["commits"] = (f.head() + 10).into()),

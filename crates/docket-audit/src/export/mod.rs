@@ -151,12 +151,15 @@ fn now_rfc3339() -> String {
     rfc3339(micros).unwrap_or_default()
 }
 
+/// Checkpoint notes by size.
+type Notes<'n> = Vec<(u64, &'n String)>;
+
 /// The checkpoint notes, checked to be of one origin (the signer's, if given) and one note per
-/// size, in size order.
+/// size, in size order; and that origin.
 fn sort_notes<'n>(
     checkpoints: &'n [String],
     signer: Option<&CheckpointSigner>,
-) -> Result<(Option<String>, Vec<(u64, &'n String)>), ExportError> {
+) -> Result<(Option<String>, Notes<'n>), ExportError> {
     let mut origin: Option<String> = signer.map(|s| s.origin().to_owned());
     let key = signer
         .map(CheckpointSigner::verifier)
@@ -180,9 +183,11 @@ fn sort_notes<'n>(
             ))
         })?;
         match &origin {
-            Some(known) if *known != o => return Err(ExportError::Checkpoint(format!(
+            Some(known) if *known != o => {
+                return Err(ExportError::Checkpoint(format!(
                 "checkpoints of two origins, {known:?} and {o:?} (the signer key's is the first)"
-            ))),
+            )))
+            }
             _ => origin = Some(o),
         }
         notes.push((size, note));
