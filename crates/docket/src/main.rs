@@ -7,6 +7,7 @@ mod client;
 mod demo;
 mod http;
 mod run;
+mod signal;
 mod tokens;
 mod witness;
 
@@ -60,6 +61,23 @@ enum Command {
     Token(tokens::TokenCommand),
     /// A witness of checkpoints (C2SP tlog-witness): `keygen` makes its key, `serve` cosigns a
     /// log's checkpoints only when they extend what it cosigned before (see docs/audit.md).
+    ///
+    /// What it is for: whoever runs a log holds its checkpoint key, so could sign a rewritten
+    /// history, or show an auditor an older (rolled back) one. A witness, run by someone else,
+    /// remembers the latest checkpoint it cosigned for each log and cosigns a newer one only with
+    /// a consistency proof from it. An auditor who requires the cosignatures of K independent
+    /// witnesses (`docket audit verify --witness-vkey … --witness-quorum K`) needs no one's word
+    /// that the log shown is the one history the witnesses saw.
+    ///
+    /// Protocol: C2SP tlog-witness (`POST /add-checkpoint`), answered with a C2SP
+    /// tlog-cosignature `cosignature/v1` line (Ed25519). A third-party witness can stand in for
+    /// this one, and this one can witness any log that signs C2SP checkpoints with Ed25519.
+    ///
+    /// State: the size and root last cosigned for each log, one file per origin in
+    /// `serve --state-dir`, written and synced before each cosignature leaves. Back it up, but
+    /// never restore an old copy: a witness whose state dir is lost or rolled back must be
+    /// retired and replaced by a new witness with a new key (`keygen`), since with the old key
+    /// it would cosign a rollback.
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use docket_audit::witness::{generate_witness_key, WitnessConfig, WitnessSigner};
-use tokio::sync::watch;
+
+use crate::signal::shutdown_signal;
 
 /// `docket witness …`.
 #[derive(Debug, clap::Subcommand)]
@@ -13,11 +14,37 @@ pub(crate) enum WitnessCommand {
     /// Makes a witness key pair: `witness.key` (secret, mode 0600) and `witness.vkey` (public:
     /// give it to the log, `docket up --witness <url>=<vkey>`, and to auditors,
     /// `docket audit verify --witness-vkey`). Prints the vkey.
+    ///
+    /// The key signs C2SP tlog-cosignature `cosignature/v1` lines (Ed25519) over the
+    /// checkpoints `docket witness serve` accepts. A witness is its key together with its state
+    /// dir: what the key has cosigned is remembered only there. If that state is ever lost or
+    /// restored from an old copy, retire the key (tell the logs and auditors that trusted its
+    /// vkey) and make a new key pair under a new name: with the old key the witness would
+    /// cosign a rollback.
     Keygen(KeygenArgs),
     /// Runs the witness: `POST /add-checkpoint` (C2SP tlog-witness) cosigns a log's checkpoint
     /// only if it is consistent with, and no smaller than, what it cosigned before for that log.
     /// What it cosigned is kept in --state-dir, made durable before each cosignature is returned.
     /// Stops cleanly on Ctrl-C or SIGTERM.
+    ///
+    /// What it is for: an auditor who requires cosignatures from independent witnesses
+    /// (`docket audit verify --witness-vkey … --witness-quorum K`) can tell when the operator of
+    /// a log shows a rewritten, forked or rolled-back history, since no honest witness cosigns
+    /// one. The log asks each witness for a cosignature as it signs checkpoints
+    /// (`docket up --witness <url>=<vkey>`).
+    ///
+    /// Protocol: C2SP tlog-witness; the request is `old <size>`, a consistency proof from that
+    /// size and the signed checkpoint note, the answer one C2SP tlog-cosignature
+    /// `cosignature/v1` line (Ed25519). Refusals: 400 malformed, 403 not signed by a key given
+    /// with --log-vkey, 404 an origin not witnessed, 409 `old` is not the size last cosigned or
+    /// the same size with another root (the body names the size), 422 a consistency proof that
+    /// does not verify. A refusal changes no state.
+    ///
+    /// State: one file per log origin in --state-dir (the size and root last cosigned), written
+    /// and synced before the cosignature leaves; a file that does not parse stops the witness
+    /// from starting. Back the directory up, but never restore an old copy: a witness whose
+    /// state is lost or rolled back must be retired and replaced with a new key
+    /// (`docket witness keygen`), since with the old key it would cosign a rollback.
     Serve(ServeArgs),
 }
 
@@ -45,7 +72,8 @@ pub(crate) struct ServeArgs {
     /// The witness's secret key file (`docket witness keygen`).
     #[arg(long, env = "DOCKET_WITNESS_KEY")]
     key: PathBuf,
-    /// Where the witness keeps the size and root it last cosigned for each log.
+    /// Where the witness keeps the size and root it last cosigned for each log (created if
+    /// absent). Losing it, or restoring an old copy, means retiring this witness's key.
     #[arg(long, env = "DOCKET_WITNESS_STATE_DIR")]
     state_dir: PathBuf,
     /// A log to witness: its checkpoint verifier key (`<origin>+<id>+<base64>`, as `docket
@@ -139,32 +167,4 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await?;
     eprintln!("docket: witness stopped");
     Ok(())
-}
-
-/// A watch that turns true on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        eprintln!("docket: witness shutting down");
-        let _ = tx.send(true);
-    });
-    rx
 }
