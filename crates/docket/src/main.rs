@@ -7,7 +7,9 @@ mod client;
 mod demo;
 mod http;
 mod run;
+mod signal;
 mod tokens;
+mod witness;
 
 use std::path::PathBuf;
 
@@ -57,6 +59,27 @@ enum Command {
     /// signed token for a person and role (every command must carry one).
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// A witness of checkpoints (C2SP tlog-witness): `keygen` makes its key, `serve` cosigns a
+    /// log's checkpoints only when they extend what it cosigned before (see docs/audit.md).
+    ///
+    /// What it is for: whoever runs a log holds its checkpoint key, so could sign a rewritten
+    /// history, or show an auditor an older (rolled back) one. A witness, run by someone else,
+    /// remembers the latest checkpoint it cosigned for each log and cosigns a newer one only with
+    /// a consistency proof from it. An auditor who requires the cosignatures of K independent
+    /// witnesses (`docket audit verify --witness-vkey … --witness-quorum K`) needs no one's word
+    /// that the log shown is the one history the witnesses saw.
+    ///
+    /// Protocol: C2SP tlog-witness (`POST /add-checkpoint`), answered with a C2SP
+    /// tlog-cosignature `cosignature/v1` line (Ed25519). A third-party witness can stand in for
+    /// this one, and this one can witness any log that signs C2SP checkpoints with Ed25519.
+    ///
+    /// State: the size and root last cosigned for each log, one file per origin in
+    /// `serve --state-dir`, written and synced before each cosignature leaves. Back it up, but
+    /// never restore an old copy: a witness whose state dir is lost or rolled back must be
+    /// retired and replaced by a new witness with a new key (`keygen`), since with the old key
+    /// it would cosign a rollback.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
     #[command(subcommand)]
     Bench(Bench),
@@ -110,6 +133,7 @@ fn main() -> Result<()> {
             Command::Demo(args) => demo::demo(args).await,
             Command::Audit(command) => audit::run(command).await,
             Command::Token(command) => tokens::run(command),
+            Command::Witness(command) => witness::run(command).await,
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
             Command::Bench(Bench::Audit(options)) => {

@@ -15,6 +15,8 @@ use docket_service::clock::{SharedClock, SystemClock};
 use docket_service::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
+use crate::signal::shutdown_signal;
+
 /// Where notifications go; without a webhook the notification service does not run.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WebhookArgs {
@@ -301,36 +303,6 @@ async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Result
         .await
         .context("catching up with the log")?;
     Ok(Executor::new(log, world, ExecutorConfig::new(policies)))
-}
-
-/// A watch that turns true on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = ctrl_c.await;
-                        let _ = tx.send(true);
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        eprintln!("docket: shutting down (finishing work in flight)");
-        let _ = tx.send(true);
-    });
-    rx
 }
 
 fn clock() -> SharedClock {

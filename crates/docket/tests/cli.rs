@@ -168,9 +168,33 @@ fn help_lists_the_subcommands() {
         "review",
         "commands",
         "demo",
+        "audit",
+        "token",
+        "witness",
         "bench",
     ] {
         assert!(text.contains(sub), "--help lacks {sub}:\n{text}");
+    }
+    // A witness operator learns from --help what the witness is for, what it speaks, where its
+    // memory lives and that losing that memory means a new key.
+    for args in [
+        &["witness", "--help"][..],
+        &["witness", "serve", "--help"],
+        &["witness", "keygen", "--help"],
+    ] {
+        let out = crate::docket_cmd().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for needle in ["cosignature/v1", "rollback", "new key", "state"] {
+            assert!(text.contains(needle), "{args:?} lacks {needle:?}:\n{text}");
+        }
+    }
+    for args in [&["witness", "--help"][..], &["witness", "serve", "--help"]] {
+        let out = crate::docket_cmd().args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        for needle in ["tlog-witness", "--state-dir", "--witness-vkey"] {
+            assert!(text.contains(needle), "{args:?} lacks {needle:?}:\n{text}");
+        }
     }
     let out = crate::docket_cmd().arg("commands").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

@@ -26,14 +26,15 @@ const MAX_RESPONSE_BODY: usize = 64 * 1024;
 /// Why a witness gave no cosignature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WitnessError {
-    /// 409: `old` is not the size the witness last cosigned (which is `size`), or the same size
-    /// with another root.
+    /// 409: `old` is not the size the witness last cosigned, which is `size`: retry from it.
+    /// (A 409 naming `old` itself means the witness cosigned another root at that size, a fork:
+    /// that is [`WitnessError::Refused`] with status 409, since no retry can succeed.)
     #[error("the witness last cosigned size {size}")]
     Conflict {
         /// The size of the witness's latest cosigned checkpoint for the origin.
         size: u64,
     },
-    /// Any other non-success answer (400, 403, 404, 422, …).
+    /// Any other non-success answer (400, 403, 404, 422, a 409 for a fork at the same size, …).
     #[error("the witness refused with {status}: {body}")]
     Refused {
         /// The HTTP status.
@@ -74,8 +75,8 @@ impl std::fmt::Debug for WitnessClient {
     }
 }
 
-/// The body of an `add-checkpoint` request.
-pub(crate) fn request_body(old: u64, proof: &[Hash], note_text: &str) -> String {
+/// The body of an `add-checkpoint` request (C2SP tlog-witness).
+pub fn request_body(old: u64, proof: &[Hash], note_text: &str) -> String {
     let mut body = format!("old {old}\n");
     for hash in proof {
         body.push_str(&BASE64.encode(hash.0));
@@ -187,6 +188,12 @@ impl WitnessClient {
         match status.as_u16() {
             200 => self.cosignature_in(&text, note_text),
             409 => match text.trim_end_matches('\n').parse::<u64>() {
+                // The witness has cosigned this very size, with another root: a fork, which no
+                // retry from that size can mend.
+                Ok(size) if size == old => Err(WitnessError::Refused {
+                    status: 409,
+                    body: format!("the witness cosigned another tree of size {size} (a fork)"),
+                }),
                 Ok(size) => Err(WitnessError::Conflict { size }),
                 Err(_) => Err(WitnessError::BadResponse(format!(
                     "409 without a size: {:?}",
