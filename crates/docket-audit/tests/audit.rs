@@ -7,4 +7,5 @@ mod import;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
 mod receipt;
+mod rules_attacks;
 mod tamper;
