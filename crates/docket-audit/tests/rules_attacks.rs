@@ -293,6 +293,51 @@ fn an_acknowledge_due_pushed_later_fails_at_the_request_even_with_nothing_late()
 }
 
 #[test]
+fn a_miss_recorded_before_its_due_time_fails_deadline_met_or_missed() {
+    let f = fixture();
+    // The scheduler recorded the miss forty days on; moved to just after its review's last
+    // step before that, and dated then (so that time still only goes forward), it claims a
+    // deadline missed that had not yet passed.
+    let (m, _) = find(f, |e| match e {
+        DomainEvent::Review(ReviewEvent::DeadlineMissed(d)) => Some(d.deadline),
+        _ => None,
+    });
+    let stream = f.commits[(m - 1) as usize].commit.stream.clone();
+    let before = f.commits[..(m - 1) as usize]
+        .iter()
+        .rev()
+        .find(|c| c.commit.stream == stream)
+        .unwrap();
+    let then = before.commit.metadata.recorded_at_micros;
+    let forged = forge(f, |commits| {
+        let mut miss = commits.remove((m - 1) as usize);
+        let DomainEvent::Review(ReviewEvent::DeadlineMissed(mut event)) =
+            decode_event(&miss.events[0]).unwrap()
+        else {
+            unreachable!()
+        };
+        event.at = DateTime::<Utc>::from_timestamp_micros(then).unwrap();
+        miss.metadata.recorded_at_micros = then;
+        miss.events[0].payload = DomainEvent::Review(ReviewEvent::DeadlineMissed(event))
+            .encode(Format::Postcard)
+            .unwrap()
+            .into();
+        commits.insert(before.position as usize, miss);
+    });
+    let report = forged.verify();
+    assert_fails(&report, before.position + 1, "deadline_met_or_missed");
+    assert!(
+        report
+            .first_failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("before it was due"),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_laundered_departure_fails_departure_approved_at_the_decision() {
     let f = fixture();
     // A departure that needed and had a supervisor's approval; the decision's own record of it

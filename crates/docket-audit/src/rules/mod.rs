@@ -20,6 +20,7 @@
 //! miss a little after a deadline passes.
 
 mod decisions;
+mod ids;
 mod review;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,7 @@ use docket_service::{decode_event, WorldView};
 
 pub use decisions::{rederive, ProposalFacts, Rederived};
 
+use ids::EventIds;
 use review::Clocks;
 
 /// Rule name: commit times never go backwards (beyond the tolerance).
@@ -150,7 +152,7 @@ pub struct RuleChecker {
     /// The facts each pending proposal was judged on.
     proposals: ProposalFacts,
     /// Every event id seen, and the position of its commit.
-    event_ids: HashMap<u128, u64>,
+    event_ids: EventIds,
     counts: [u64; PROCESS_RULES.len()],
     /// The latest commit time so far (µs) and its position.
     latest: Option<(i64, u64)>,
@@ -178,7 +180,7 @@ impl RuleChecker {
             settings,
             clocks: HashMap::new(),
             proposals: ProposalFacts::default(),
-            event_ids: HashMap::new(),
+            event_ids: EventIds::default(),
             counts: [0; PROCESS_RULES.len()],
             latest: None,
             domain_commits: 0,
@@ -280,7 +282,7 @@ impl RuleChecker {
     fn unique_ids(&mut self, commit: &RecordedCommit) -> Result<(), RuleFailure> {
         for event in &commit.commit.events {
             self.count(Rule::EventIdUnique);
-            if let Some(first) = self.event_ids.insert(event.id.as_u128(), commit.position) {
+            if let Some(first) = self.event_ids.insert(event.id, commit.position) {
                 return Err(fail(
                     commit.position,
                     EVENT_ID_UNIQUE,
