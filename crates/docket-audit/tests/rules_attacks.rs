@@ -7,9 +7,9 @@
 //! attack's.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use docket_audit::export::{checkpoint_file_name, Manifest, CHECKPOINTS_DIR, MANIFEST_FILE};
 use docket_audit::rules::{RuleChecker, RuleSettings, PROCESS_RULES};
 use docket_audit::tree::Tree;
 use docket_audit::{verify, CheckpointSigner, CheckpointVerifier, Report, VerifyOptions};
@@ -18,23 +18,27 @@ use docket_domain::events::{DomainEvent, Format};
 use docket_domain::policy::PolicySet;
 use docket_domain::review::ReviewEvent;
 use docket_domain::Deadlines;
-use docket_log::StreamLink;
-use docket_log::{commit, Commit, CommitHash, EventData, Metadata, RecordedCommit, StreamId};
+use docket_log::file::export::SegmentWriter;
+use docket_log::file::{FileLog, FileLogConfig};
+use docket_log::{
+    commit, Commit, CommitHash, EventData, Metadata, RecordedCommit, StreamId, StreamLink,
+};
 use docket_service::decode_event;
 use tempfile::TempDir;
 
-use crate::export_verify::{fixture, Fixture, ORIGIN};
-use crate::tamper::{assert_fails, rewrite};
+use crate::export_verify::{export_signed, fixture, Fixture, ORIGIN};
+use crate::tamper::assert_fails;
 
 /// A rewritten export and the verifier of the key that re-signed it.
 struct Forged {
-    dir: TempDir,
+    _dir: TempDir,
+    export: PathBuf,
     verifier: CheckpointVerifier,
 }
 
 impl Forged {
     fn verify(&self) -> Report {
-        let report = verify(self.dir.path(), &self.verifier, &VerifyOptions::default());
+        let report = verify(&self.export, &self.verifier, &VerifyOptions::default());
         println!("{report}");
         report
     }
@@ -59,43 +63,55 @@ fn rechain(commits: &mut [Commit]) -> Vec<Vec<u8>> {
     out
 }
 
-/// The honest export with its commits changed by `change` (given the commits in log order),
-/// chains recomputed, checkpoints re-signed at the honest sizes (the last one at the new head)
-/// by a new key of the same origin, and the manifest updated.
+/// The honest log with its commits changed by `change` (given the commits in log order), chains
+/// recomputed, checkpoints re-signed at the honest sizes (the last one at the new head) by a new
+/// key of the same origin, and exported by the export tool with that key, as the operator who
+/// holds the deployment's key would.
 fn forge(f: &Fixture, change: impl FnOnce(&mut Vec<Commit>)) -> Forged {
     let mut commits: Vec<Commit> = f.commits.iter().map(|c| c.commit.clone()).collect();
     change(&mut commits);
     let bytes = rechain(&mut commits);
-    let dir = f.fresh();
-    rewrite(dir.path(), &bytes);
     let head = bytes.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    let mut w = SegmentWriter::create(&log_dir, 1, 64 << 20).unwrap();
+    for b in &bytes {
+        w.push(b).unwrap();
+    }
+    w.finish().unwrap();
     let (skey, vkey) = docket_audit::note::generate_key(ORIGIN).unwrap();
     let signer = CheckpointSigner::new(&skey).unwrap();
     let mut tree = Tree::new();
     for b in &bytes {
         tree.push_commit(b);
     }
-    let checkpoints = dir.path().join(CHECKPOINTS_DIR);
-    std::fs::remove_dir_all(&checkpoints).unwrap();
-    std::fs::create_dir_all(&checkpoints).unwrap();
     let mut sizes: Vec<u64> = f.sizes.iter().copied().filter(|s| *s < head).collect();
     sizes.push(head);
-    for size in &sizes {
-        let note = signer
-            .sign(*size, tree.root_at(*size).unwrap())
-            .unwrap()
-            .note;
-        std::fs::write(checkpoints.join(checkpoint_file_name(*size)), note).unwrap();
-    }
-    let path = dir.path().join(MANIFEST_FILE);
-    let mut manifest: Manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    manifest.head = head;
-    manifest.commits = head;
-    manifest.events = commits.iter().map(|c| c.events.len() as u64).sum();
-    manifest.checkpoints = sizes.len() as u64;
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let notes: Vec<String> = sizes
+        .iter()
+        .map(|size| {
+            signer
+                .sign(*size, tree.root_at(*size).unwrap())
+                .unwrap()
+                .note
+        })
+        .collect();
+    let export = dir.path().join("export");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let log = FileLog::open(FileLogConfig::new(&log_dir)).await.unwrap();
+        let summary = export_signed(&log, &notes, &skey, None, &export)
+            .await
+            .unwrap();
+        assert_eq!(summary.manifest.head, head);
+        log.close().await.unwrap();
+    });
     Forged {
-        dir,
+        _dir: dir,
+        export,
         verifier: CheckpointVerifier::new(&vkey).unwrap(),
     }
 }

@@ -42,7 +42,7 @@ fn segment_path(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Replaces the export's segments with the given commits' bytes, renumbered from 1.
-pub(crate) fn rewrite(dir: &Path, commits: &[Vec<u8>]) {
+fn rewrite(dir: &Path, commits: &[Vec<u8>]) {
     let segments = dir.join(SEGMENTS_DIR);
     std::fs::remove_dir_all(&segments).unwrap();
     let mut w = SegmentWriter::create(&segments, 1, 64 << 10).unwrap();
