@@ -15,6 +15,8 @@ use docket_domain::Aggregate;
 use docket_log::RecordedCommit;
 use docket_service::{decode_event, WorldView};
 use serde::Serialize;
+
+use crate::rules::{rederive, ProposalFacts};
 use serde_json::Value;
 
 /// Why a log could not be read as the domain's.
@@ -468,13 +470,15 @@ pub struct DecisionCheck {
     pub policy_in_force: Option<String>,
     /// The version the decision recorded.
     pub policy_recorded: Option<String>,
-    /// Guidance re-computed now under the version in force then.
+    /// Guidance re-computed now under the version in force then, from the factors the case
+    /// recorded when the decision was proposed.
     pub guidance: Option<String>,
     /// Whether the action departs from that guidance.
     pub departs: bool,
     /// The approving supervisor, if any.
     pub approved_by: Option<String>,
-    /// Whether the recomputation agrees with what the decision recorded.
+    /// Whether the recomputation (version, guidance, departure) agrees with what the decision
+    /// recorded.
     pub agrees_with_record: bool,
 }
 
@@ -498,7 +502,8 @@ pub struct Consistency {
     pub by_office: BTreeMap<String, Tally>,
     /// Counts by officer.
     pub by_officer: BTreeMap<String, Tally>,
-    /// Decisions whose recorded policy version or guidance differs from the re-evaluation.
+    /// Decisions whose recorded policy version, guidance or departure differs from the
+    /// re-evaluation.
     pub disagreements: usize,
 }
 
@@ -559,37 +564,42 @@ impl std::fmt::Display for Consistency {
     }
 }
 
-/// Re-evaluates every recorded decision under the policy version in force at its time (from
-/// `policies`, not from what the decision says), and lists departures from guidance with and
-/// without approval, by office and by officer.
+/// Re-evaluates every recorded decision under the policy version in force at its commit's time
+/// (from `policies`, not from what the decision says) with [`rederive`], the function `verify`'s
+/// `departure_approved` uses, and lists departures from guidance with and without approval, by
+/// office and by officer.
 pub fn consistency(
     commits: impl IntoIterator<Item = RecordedCommit>,
     policies: &PolicySet,
 ) -> Result<Consistency, InspectError> {
     let mut cases: BTreeMap<String, Case> = BTreeMap::new();
+    let mut proposals = ProposalFacts::default();
     let mut out = Consistency::default();
     for commit in commits {
         if commit.commit.stream.kind() != "case" {
             continue;
         }
         let stream = commit.commit.stream.as_str().to_owned();
+        let at = recorded_at(&commit);
         for event in events(&commit)? {
             let DomainEvent::Case(event) = event else {
                 continue;
             };
             let state = cases.remove(&stream).unwrap_or_default();
             if let CaseEvent::DecisionRecorded(d) = &event {
-                let policy = policies.in_force_at(d.at);
-                let guidance = match (policy, state.facts()) {
-                    (Some(p), Some(facts)) => p.evaluate(&facts).ok(),
-                    _ => None,
+                // As `verify`'s `departure_approved` does: from the facts its proposal was
+                // judged on, under the version in force at its commit's time. Factors that do
+                // not evaluate give no guidance (and disagree with any recorded).
+                let facts = proposals.for_decision(&stream, d.decision, &state);
+                let policy = policies.in_force_at(at);
+                let (guidance, departure) = match rederive(policies, at, facts.as_ref(), d.action) {
+                    Ok(re) => (re.guidance, re.departure),
+                    Err(_) => (None, None),
                 };
-                let departs = match (policy, &guidance) {
-                    (Some(p), Some(g)) => p.departure(g, d.action).is_some(),
-                    _ => false,
-                };
-                let agrees =
-                    policy.map(|p| p.version.clone()) == d.policy_version && guidance == d.guidance;
+                let departs = departure.is_some();
+                let agrees = policy.map(|p| p.version.clone()) == d.policy_version
+                    && guidance == d.guidance
+                    && departure == d.departure;
                 let office = state
                     .opened
                     .as_ref()
@@ -624,6 +634,7 @@ pub fn consistency(
                 }
                 out.decisions.push(check);
             }
+            proposals.note(&stream, &state, &event);
             cases.insert(stream.clone(), state.evolve(&event));
         }
     }

@@ -8,5 +8,6 @@ mod import;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
 mod receipt;
+mod rules_attacks;
 mod tamper;
 mod witness;

@@ -21,7 +21,7 @@ fn check(f: &Fixture, dir: &Path) -> Report {
     report
 }
 
-fn assert_fails(report: &Report, position: u64, rule: &str) {
+pub(crate) fn assert_fails(report: &Report, position: u64, rule: &str) {
     let failure = report
         .first_failure
         .as_ref()

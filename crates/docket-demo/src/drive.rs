@@ -392,7 +392,9 @@ impl<T: Transport> Runner<T> {
         let Some(decision) = recorded else {
             return Err(Stop);
         };
-        let priority = plan.priority.map_or("no_version", |p| p.code());
+        let priority = plan
+            .priority
+            .map_or(crate::summary::NO_VERSION, |p| p.code());
         self.note(|s| {
             s.cases_decided += 1;
             *s.decisions_by_action

@@ -29,7 +29,9 @@
 //!
 //! Likewise the guidance: the demo expects the guideline version in force at
 //! [`DemoConfig::start`]; a system whose clock puts no version in force gives no guidance and
-//! requires no training, which the summary notes.
+//! requires no training, which the summary notes. The summary's guidance and departures are the
+//! plan's until [`DemoSummary::read_back`] is given what the system recorded; then they are the
+//! log's, and every difference from the plan is named.
 //!
 //! The first ten cases walk a fixed set of paths (an approved departure taken to tier 2, an
 //! untrained officer, a forgotten exception, a returned proposal, a review left unacknowledged,
@@ -52,7 +54,7 @@ use docket_domain::policy::{PolicyError, PolicySet};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-pub use summary::DemoSummary;
+pub use summary::{DemoSummary, Recorded};
 
 use crate::drive::Runner;
 use crate::plan::{Ids, Planner};
@@ -147,6 +149,7 @@ where
         start: config.start,
         policy_version: policy.map(|p| p.version.clone()),
         cases: config.cases,
+        case_ids: cases.iter().map(|c| c.case).collect(),
         ..DemoSummary::default()
     };
     let runner = Arc::new(Runner::new(

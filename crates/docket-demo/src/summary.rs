@@ -1,11 +1,42 @@
 //! What a demo run did: counts of commands, refusals, cases, decisions, reviews, and every
 //! round trip's latency, with a readable `Display`.
+//!
+//! The guidance and departures the demo counts are its plan's: what the guideline version in
+//! force at [`DemoSummary::start`] gives. The system judges on its own clock and may record
+//! something else (no guidance at all when no version is in force then). Read back what the
+//! system recorded with [`DemoSummary::read_back`]; the summary then reports what the log holds
+//! and says plainly where it differs from the plan ([`DemoSummary::plan_differences`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use docket_domain::case::Case;
+use docket_domain::values::CaseId;
+
+/// The guidance key of a decision recorded without guidance (no version in force).
+pub(crate) const NO_VERSION: &str = "no_version";
+
+/// What the system's log holds for a run's cases: the last decision recorded in each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The run's cases found.
+    pub cases: usize,
+    /// Those with a decision recorded.
+    pub decided: usize,
+    /// Their decisions by the priority of the guidance recorded with them (`no_version` when
+    /// none was).
+    pub by_priority: BTreeMap<String, usize>,
+    /// Their decisions by the policy version recorded with them (`none` when none was).
+    pub by_policy_version: BTreeMap<String, usize>,
+    /// Decisions recorded as departing from their guidance.
+    pub departures: usize,
+    /// Of those, departures recorded as needing a supervisor's approval.
+    pub departures_needing_approval: usize,
+    /// Decisions recorded with a supervisor's approval.
+    pub approved: usize,
+}
 
 /// The result of a demo run.
 #[derive(Clone, Debug, Default)]
@@ -77,7 +108,9 @@ pub struct DemoSummary {
     pub departures_approved: usize,
     /// Departures returned to the officer.
     pub departures_returned: usize,
-    /// Recorded decisions that depart from the guidance (approved).
+    /// Decisions recorded (the last of each case) that the plan has depart from the guidance
+    /// at `start`, approved: what the demo expects the log to hold. [`DemoSummary::recorded`]
+    /// is what it holds.
     pub departures_recorded: usize,
 
     /// G-28s recorded.
@@ -114,6 +147,12 @@ pub struct DemoSummary {
 
     /// Round-trip time of every attempt, by command name.
     pub latencies: BTreeMap<&'static str, Vec<Duration>>,
+
+    /// The ids of the run's cases, to read back what the system recorded for them.
+    pub case_ids: Vec<CaseId>,
+    /// What the system's log holds for the run's cases, once read back
+    /// ([`DemoSummary::read_back`]); `None` until then.
+    pub recorded: Option<Recorded>,
 }
 
 impl DemoSummary {
@@ -152,6 +191,78 @@ impl DemoSummary {
     /// Deadlines left running.
     pub fn deadlines_running_total(&self) -> usize {
         self.deadlines_running.values().sum()
+    }
+
+    /// Reads back what the system recorded for the run's cases, from the cases as the log
+    /// folds them (for example a `WorldView`'s, or `docket audit replay`'s): the last decision
+    /// of each, with the guidance, departure and approval it was recorded with. Cases of other
+    /// runs are ignored.
+    pub fn read_back<'a>(&mut self, cases: impl IntoIterator<Item = &'a Case>) {
+        let ours: HashSet<CaseId> = self.case_ids.iter().copied().collect();
+        let mut recorded = Recorded::default();
+        for case in cases {
+            if !case.opened.as_ref().is_some_and(|o| ours.contains(&o.case)) {
+                continue;
+            }
+            recorded.cases += 1;
+            let Some(d) = case.decisions.last() else {
+                continue;
+            };
+            recorded.decided += 1;
+            let priority = d
+                .guidance
+                .as_ref()
+                .map_or(NO_VERSION, |g| g.priority.code());
+            *recorded.by_priority.entry(priority.to_owned()).or_default() += 1;
+            let version = d.policy_version.as_deref().unwrap_or("none");
+            *recorded
+                .by_policy_version
+                .entry(version.to_owned())
+                .or_default() += 1;
+            if let Some(departure) = d.departure {
+                recorded.departures += 1;
+                recorded.departures_needing_approval += usize::from(departure.needs_approval);
+            }
+            recorded.approved += usize::from(d.approved_by.is_some());
+        }
+        self.recorded = Some(recorded);
+    }
+
+    /// Where what the log holds differs from the plan, in words; empty when it agrees or was
+    /// not read back.
+    pub fn plan_differences(&self) -> Vec<String> {
+        let Some(r) = &self.recorded else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if r.decided != self.cases_decided {
+            out.push(format!(
+                "{} of the run's cases have a decision in the log; the demo counted {} decided",
+                r.decided, self.cases_decided
+            ));
+        }
+        let planned: BTreeMap<String, usize> = self
+            .decisions_by_priority
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        if r.by_priority != planned {
+            out.push(format!(
+                "the guidance recorded is {}; the plan's, under {}, is {}",
+                ranked(&r.by_priority),
+                self.policy_version
+                    .as_deref()
+                    .map_or("no version".to_owned(), |v| format!("the {v} guidelines")),
+                ranked(&self.decisions_by_priority)
+            ));
+        }
+        if r.departures != self.departures_recorded {
+            out.push(format!(
+                "the log holds {} departures from guidance; the plan has {}",
+                r.departures, self.departures_recorded
+            ));
+        }
+        out
     }
 }
 
@@ -255,17 +366,57 @@ impl fmt::Display for DemoSummary {
             list(&self.records_attached),
             list(&self.sources_unavailable),
         )?;
-        writeln!(f, "  guidance    {}", ranked(&self.decisions_by_priority))?;
-        writeln!(f, "  actions     {}", ranked(&self.decisions_by_action))?;
-        writeln!(f, "  by office   {}", list(&self.decisions_by_office))?;
-        writeln!(
-            f,
-            "  departures  {} proposed: {} approved, {} returned to the officer; {} recorded",
+        let planned_departures = format!(
+            "{} proposed: {} approved, {} returned to the officer; {} to be recorded",
             self.departures_proposed,
             self.departures_approved,
             self.departures_returned,
             self.departures_recorded,
-        )?;
+        );
+        match &self.recorded {
+            Some(r) => {
+                writeln!(
+                    f,
+                    "  guidance    in the log: {} (versions: {})",
+                    ranked(&r.by_priority),
+                    list(&r.by_policy_version)
+                )?;
+                writeln!(f, "  actions     {}", ranked(&self.decisions_by_action))?;
+                writeln!(f, "  by office   {}", list(&self.decisions_by_office))?;
+                writeln!(
+                    f,
+                    "  departures  in the log: {} of {} decisions ({} needing approval; {} decisions approved by a supervisor); planned: {planned_departures}",
+                    r.departures, r.decided, r.departures_needing_approval, r.approved,
+                )?;
+                let differences = self.plan_differences();
+                if differences.is_empty() {
+                    writeln!(f, "  record      the log holds what the demo planned")?;
+                }
+                for d in differences {
+                    writeln!(f, "  ! the log differs from the plan: {d}")?;
+                }
+            }
+            None => {
+                writeln!(
+                    f,
+                    "  guidance    planned: {} (not read back from the log)",
+                    ranked(&self.decisions_by_priority)
+                )?;
+                writeln!(f, "  actions     {}", ranked(&self.decisions_by_action))?;
+                writeln!(f, "  by office   {}", list(&self.decisions_by_office))?;
+                if self.no_policy_in_force_observed {
+                    writeln!(
+                        f,
+                        "  departures  planned: {planned_departures}; but no guideline version is in force on the system's clock, so its log holds no guidance and no departure"
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "  departures  planned: {planned_departures} (not read back from the log)"
+                    )?;
+                }
+            }
+        }
         writeln!(
             f,
             "  G-28s       {} recorded, {} withdrawn",

@@ -29,6 +29,11 @@ struct System {
 }
 
 async fn system(config: &DemoConfig) -> System {
+    system_at(config.start).await
+}
+
+/// The system with its clock at `now`.
+async fn system_at(now: chrono::DateTime<chrono::Utc>) -> System {
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
     let world = World::new();
@@ -43,7 +48,7 @@ async fn system(config: &DemoConfig) -> System {
         world.clone(),
         ExecutorConfig::new(PolicySet::shipped().unwrap()),
     );
-    let clock = ManualClock::new(config.start);
+    let clock = ManualClock::new(now);
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = docket_services::register_local(
@@ -175,6 +180,7 @@ async fn a_small_demo_adds_up_and_walks_every_path() {
     }
 
     // What the system recorded matches what the demo counted.
+    let mut s = s;
     {
         let view = system.world.read();
         let decided = view
@@ -185,7 +191,46 @@ async fn a_small_demo_adds_up_and_walks_every_path() {
         assert_eq!(decided, s.cases_decided);
         assert_eq!(view.reviews.len(), s.reviews_total());
         assert!(view.reviews.values().all(|(_, r)| r.missed().is_empty()));
+        assert!(s.recorded.is_none());
+        assert!(s.to_string().contains("not read back from the log"), "{s}");
+        s.read_back(view.cases.values().map(|(_, c)| c));
     }
+    // Read back, the summary reports the log's guidance and departures, which here are the
+    // plan's.
+    let recorded = s.recorded.clone().unwrap();
+    println!("{s}");
+    assert_eq!((recorded.cases, recorded.decided), (30, 30), "{s}");
+    assert_eq!(recorded.departures, s.departures_recorded, "{s}");
+    assert!(
+        recorded.departures > 0 && recorded.departures_needing_approval > 0,
+        "{s}"
+    );
+    assert!(
+        recorded.approved >= recorded.departures_needing_approval,
+        "{s}"
+    );
+    assert_eq!(recorded.by_policy_version.len(), 1, "{s}");
+    assert_eq!(
+        recorded.by_priority.values().sum::<usize>(),
+        s.decisions_by_priority.values().sum::<usize>()
+    );
+    assert!(
+        s.plan_differences().is_empty(),
+        "{:?}",
+        s.plan_differences()
+    );
+    let text = s.to_string();
+    assert!(
+        text.contains("the log holds what the demo planned"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "in the log: {} of 30 decisions",
+            recorded.departures
+        )),
+        "{text}"
+    );
     assert_eq!(
         s.latencies.values().map(Vec::len).sum::<usize>(),
         s.sent + s.retries
@@ -209,6 +254,63 @@ async fn a_small_demo_adds_up_and_walks_every_path() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(missed(), s.deadlines_running_total(), "{s}");
 
+    system.stop.send(true).unwrap();
+    system.scheduler.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_clock_with_no_version_in_force_the_summary_reports_the_log_not_the_plan() {
+    // The demo plans under the guidelines in force at its start; the system's clock is two
+    // years on, when no version is in force: it gives no guidance, so no decision departs.
+    let config = small(7);
+    let later = config.start + chrono::Duration::days(730);
+    let system = system_at(later).await;
+    let mut s = run(&system, &config).await;
+    assert!(s.no_policy_in_force_observed, "{s}");
+    assert!(s.departures_recorded > 0, "the plan has departures: {s}");
+    let planned = s.to_string();
+    assert!(
+        planned.contains("its log holds no guidance and no departure"),
+        "{planned}"
+    );
+    // A run of another seed on the same system: its cases are not this run's.
+    let other = run(&system, &small(8)).await;
+    assert!(other.cases_decided > 0);
+    s.read_back(system.world.read().cases.values().map(|(_, c)| c));
+    println!("{s}");
+    let recorded = s.recorded.clone().unwrap();
+    assert_eq!((recorded.cases, recorded.decided), (30, s.cases_decided));
+    assert_eq!(recorded.departures, 0, "{s}");
+    assert_eq!(
+        recorded.by_priority.get("no_version"),
+        Some(&s.cases_decided)
+    );
+    assert_eq!(
+        recorded.by_policy_version.get("none"),
+        Some(&s.cases_decided)
+    );
+    let differences = s.plan_differences();
+    assert_eq!(
+        differences.len(),
+        2,
+        "guidance and departures: {differences:?}"
+    );
+    let text = s.to_string();
+    assert!(
+        text.contains(&format!(
+            "the log holds 0 departures from guidance; the plan has {}",
+            s.departures_recorded
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("departures  in the log: 0 of 30 decisions"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("the log holds what the demo planned"),
+        "{text}"
+    );
     system.stop.send(true).unwrap();
     system.scheduler.finish().await.unwrap();
 }

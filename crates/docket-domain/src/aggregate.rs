@@ -1,13 +1,13 @@
 //! The shape every aggregate shares: `decide` (state + command → events or a typed rejection) and
 //! `evolve` (state + event → state), the context a decision sees, and the rejections.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, Utc};
 
 use crate::permissions::{self, CommandKind};
 use crate::policy::PolicySet;
 use crate::values::{
     ANumber, Actor, CaseId, DecisionId, EnforcementAction, FieldOffice, InvalidValue, PersonId,
-    Role,
+    ReviewTier, Role,
 };
 
 /// An aggregate: a consistency boundary whose state is the fold of its events.
@@ -108,6 +108,67 @@ impl Default for Deadlines {
     }
 }
 
+/// The due times the review aggregate records when a step happens, as pure functions of the
+/// step's time, this configuration and (for tier 2 and prioritisation) what the review already
+/// holds: the review aggregate records exactly these, and an audit recomputes them. `None` when
+/// the result is out of range.
+impl Deadlines {
+    /// When acknowledging a review requested at `requested_at` is due:
+    /// [`Deadlines::acknowledge_business_days`] business days later (see
+    /// [`crate::review::add_business_days`]).
+    pub fn acknowledge_due(&self, requested_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        crate::review::add_business_days(requested_at, self.acknowledge_business_days)
+    }
+
+    /// When the tier-1 decision of a review requested at `requested_at` is due, before any
+    /// prioritisation: [`Deadlines::tier1_days`] calendar days later.
+    pub fn tier1_due(&self, requested_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        plus_days(requested_at, self.tier1_days)
+    }
+
+    /// When the window to ask for tier 2 closes, tier 1 decided at `decided_at`.
+    pub fn tier2_request_closes(&self, decided_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        plus_days(decided_at, self.tier2_request_days)
+    }
+
+    /// When the tier-2 decision asked for at `requested_at` is due: sooner when the review is
+    /// already prioritised.
+    pub fn tier2_due(
+        &self,
+        requested_at: DateTime<Utc>,
+        prioritised: bool,
+    ) -> Option<DateTime<Utc>> {
+        let days = if prioritised {
+            self.tier2_priority_days
+        } else {
+            self.tier2_days
+        };
+        plus_days(requested_at, days)
+    }
+
+    /// The open tier's decision due time once the review is prioritised at `prioritised_at`:
+    /// the tier's priority period counted from then, so that prioritising late never turns a
+    /// deadline into one already missed, and never later than `current`, so that it never
+    /// extends one.
+    pub fn prioritised_due(
+        &self,
+        tier: ReviewTier,
+        prioritised_at: DateTime<Utc>,
+        current: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let days = match tier {
+            ReviewTier::Tier1 => self.tier1_priority_days,
+            ReviewTier::Tier2 => self.tier2_priority_days,
+        };
+        plus_days(prioritised_at, days).map(|shortened| current.min(shortened))
+    }
+}
+
+/// `days` calendar days after `at`.
+fn plus_days(at: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
+    at.checked_add_days(Days::new(days.into()))
+}
+
 /// Everything a decision may look at besides the aggregate's own state. Time comes in here; the
 /// domain never reads a clock.
 pub struct Context<'a> {
@@ -195,5 +256,64 @@ impl Rejection {
     /// A state rejection.
     pub fn state(message: impl Into<String>) -> Self {
         Rejection::State(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn review_due_times_follow_the_configuration() {
+        let d = Deadlines::default();
+        let at = |day: u32, hour: u32| Utc.with_ymd_and_hms(2024, 3, day, hour, 0, 0).unwrap();
+        // Friday 15 March 2024, 15:00.
+        let friday = at(15, 15);
+        assert_eq!(
+            d.acknowledge_due(friday),
+            Some(at(18, 15)),
+            "the next Monday"
+        );
+        assert_eq!(d.tier1_due(friday), Some(at(29, 15)), "14 calendar days");
+        assert_eq!(
+            d.tier2_request_closes(friday),
+            Some(friday + chrono::Duration::days(30))
+        );
+        assert_eq!(
+            d.tier2_due(friday, false),
+            Some(friday + chrono::Duration::days(30))
+        );
+        assert_eq!(
+            d.tier2_due(friday, true),
+            Some(at(22, 15)),
+            "7 days when prioritised"
+        );
+        // Prioritising shortens from its own time, never extends.
+        let due = at(29, 15);
+        assert_eq!(
+            d.prioritised_due(ReviewTier::Tier1, at(20, 9), due),
+            Some(at(23, 9)),
+            "3 days from the prioritisation"
+        );
+        assert_eq!(
+            d.prioritised_due(ReviewTier::Tier1, at(28, 9), due),
+            Some(due),
+            "already sooner than 3 days away: kept"
+        );
+        assert_eq!(
+            d.prioritised_due(ReviewTier::Tier2, at(20, 9), due),
+            Some(at(27, 9)),
+            "7 days for tier 2"
+        );
+        let other = Deadlines {
+            acknowledge_business_days: 3,
+            tier1_days: 1,
+            ..Deadlines::default()
+        };
+        assert_eq!(other.acknowledge_due(friday), Some(at(20, 15)));
+        assert_eq!(other.tier1_due(friday), Some(at(16, 15)));
+        assert_eq!(d.tier1_due(DateTime::<Utc>::MAX_UTC), None);
     }
 }

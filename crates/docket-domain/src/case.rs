@@ -657,14 +657,8 @@ impl Aggregate for Case {
                         ));
                     }
                 }
-                let (guidance, departure) = match (policy, self.facts()) {
-                    (Some(policy), Some(facts)) => {
-                        let guidance = policy.evaluate(&facts)?;
-                        let departure = policy.departure(&guidance, *action);
-                        (Some(guidance), departure)
-                    }
-                    _ => (None, None),
-                };
+                let (guidance, departure) =
+                    crate::policy::guide(policy, self.facts().as_ref(), *action)?;
                 CaseEvent::DecisionProposed(DecisionProposed {
                     decision: *decision,
                     action: *action,

@@ -100,7 +100,8 @@ pub trait Upcast: Sized {
 }
 
 /// Declares an aggregate's event enum: each variant wraps one payload struct and has a stable
-/// name and current version. Generates `name()`, `version()`, `encode()`, `decode()` and `TYPES`.
+/// name and current version. Generates `name()`, `version()`, `at()`, `encode()`, `decode()` and
+/// `TYPES`. Every payload records when it happened in a field `at`.
 macro_rules! event_enum {
     ($(#[$doc:meta])* $enum:ident { $($(#[$vdoc:meta])* $variant:ident($payload:ty) = $name:literal v $version:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -122,6 +123,11 @@ macro_rules! event_enum {
             /// The current version of this event's type.
             pub fn version(&self) -> u16 {
                 match self { $($enum::$variant(_) => $version),+ }
+            }
+
+            /// When it happened, as the event records it (the time its command was decided).
+            pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+                match self { $($enum::$variant(p) => p.at),+ }
             }
 
             /// Encodes the payload (without the name and version, which travel beside it).
@@ -205,6 +211,17 @@ impl DomainEvent {
             DomainEvent::Officer(e) => e.version(),
             DomainEvent::Representation(e) => e.version(),
             DomainEvent::Review(e) => e.version(),
+        }
+    }
+
+    /// When it happened, as the event records it: the time its command was decided, which the
+    /// services also stamp on the commit.
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            DomainEvent::Case(e) => e.at(),
+            DomainEvent::Officer(e) => e.at(),
+            DomainEvent::Representation(e) => e.at(),
+            DomainEvent::Review(e) => e.at(),
         }
     }
 

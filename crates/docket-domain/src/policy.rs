@@ -379,6 +379,25 @@ impl Policy {
     }
 }
 
+/// The guidance of a case's `facts` under `policy`, and whether taking `action` departs from
+/// it: none of either when no version is in force or the case has no facts. What a proposed
+/// decision records ([`crate::case::CaseCommand::ProposeDecision`]), and what an audit
+/// re-derives from the assessment the case recorded.
+pub fn guide(
+    policy: Option<&Policy>,
+    facts: Option<&CaseFacts>,
+    action: EnforcementAction,
+) -> Result<(Option<Guidance>, Option<Departure>), InvalidValue> {
+    match (policy, facts) {
+        (Some(policy), Some(facts)) => {
+            let guidance = policy.evaluate(facts)?;
+            let departure = policy.departure(&guidance, action);
+            Ok((Some(guidance), departure))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
 /// Every policy version Docket knows.
 #[derive(Clone, Debug)]
 pub struct PolicySet {
@@ -610,6 +629,45 @@ mod tests {
                 EnforcementAction::NoAction
             )
             .is_none());
+    }
+
+    #[test]
+    fn guide_is_evaluate_then_departure_and_nothing_without_a_version_or_facts() {
+        let p = shipped();
+        let facts = CaseFacts {
+            place: EncounterPlace::Border,
+            manner_of_entry: MannerOfEntry::AttemptingUnlawfulEntry,
+            entry_date: None,
+            factors: vec![],
+        };
+        let (guidance, departure) =
+            guide(Some(&p), Some(&facts), EnforcementAction::NoAction).unwrap();
+        let expected = p.evaluate(&facts).unwrap();
+        assert_eq!(expected.priority, PriorityCategory::BorderSecurity);
+        assert_eq!(
+            departure,
+            p.departure(&expected, EnforcementAction::NoAction)
+        );
+        assert_eq!(
+            departure.map(|d| d.kind),
+            Some(DepartureKind::DeclinedPriority)
+        );
+        assert_eq!(guidance, Some(expected));
+        let (_, none) = guide(Some(&p), Some(&facts), EnforcementAction::Arrest).unwrap();
+        assert_eq!(none, None);
+        assert_eq!(
+            guide(None, Some(&facts), EnforcementAction::NoAction).unwrap(),
+            (None, None)
+        );
+        assert_eq!(
+            guide(Some(&p), None, EnforcementAction::NoAction).unwrap(),
+            (None, None)
+        );
+        let bad = CaseFacts {
+            factors: codes(&["no_such_factor"]),
+            ..facts
+        };
+        assert!(guide(Some(&p), Some(&bad), EnforcementAction::NoAction).is_err());
     }
 
     #[test]

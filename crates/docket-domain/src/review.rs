@@ -686,14 +686,16 @@ impl Review {
                 format!("no G-28 on file for {a_number} names {}", ctx.actor.person),
             ));
         }
-        let acknowledge_due = add_business_days(ctx.now, ctx.deadlines.acknowledge_business_days)
-            .ok_or_else(|| {
+        let acknowledge_due = ctx.deadlines.acknowledge_due(ctx.now).ok_or_else(|| {
             out_of_range(
                 "acknowledge_business_days",
                 ctx.deadlines.acknowledge_business_days,
             )
         })?;
-        let decision_due = plus_days(ctx.now, "tier1_days", ctx.deadlines.tier1_days)?;
+        let decision_due = ctx
+            .deadlines
+            .tier1_due(ctx.now)
+            .ok_or_else(|| out_of_range("tier1_days", ctx.deadlines.tier1_days))?;
         Ok(vec![ReviewEvent::Requested(ReviewRequested {
             review: *review,
             a_number: *a_number,
@@ -905,13 +907,16 @@ impl Aggregate for Review {
                                 ("tier2_priority_days", ctx.deadlines.tier2_priority_days)
                             }
                         };
-                        // Counted from now, so that prioritising late never turns a deadline
-                        // into one already missed; and it never extends one.
-                        let shortened = plus_days(ctx.now, field, days)?;
-                        self.tier(tier).map(|t| TierDue {
-                            tier,
-                            due: t.decision_due.min(shortened),
-                        })
+                        match self.tier(tier) {
+                            None => None,
+                            Some(t) => Some(TierDue {
+                                tier,
+                                due: ctx
+                                    .deadlines
+                                    .prioritised_due(tier, ctx.now, t.decision_due)
+                                    .ok_or_else(|| out_of_range(field, days))?,
+                            }),
+                        }
                     }
                 };
                 ReviewEvent::Prioritised(Prioritised {
@@ -966,11 +971,10 @@ impl Aggregate for Review {
             } => {
                 let (outcome, referred_to, reasons) =
                     self.decide_tier(ReviewTier::Tier1, *outcome, *referred_to, reasons, ctx)?;
-                let tier2_request_closes = plus_days(
-                    ctx.now,
-                    "tier2_request_days",
-                    ctx.deadlines.tier2_request_days,
-                )?;
+                let tier2_request_closes =
+                    ctx.deadlines.tier2_request_closes(ctx.now).ok_or_else(|| {
+                        out_of_range("tier2_request_days", ctx.deadlines.tier2_request_days)
+                    })?;
                 ReviewEvent::Tier1Decided(Tier1Decided {
                     outcome,
                     referred_to,
@@ -1000,15 +1004,20 @@ impl Aggregate for Review {
                     ));
                 }
                 let grounds = text("grounds", grounds, MAX_TEXT)?;
-                let decision_due = if self.is_prioritised() {
-                    plus_days(
-                        ctx.now,
-                        "tier2_priority_days",
-                        ctx.deadlines.tier2_priority_days,
-                    )?
-                } else {
-                    plus_days(ctx.now, "tier2_days", ctx.deadlines.tier2_days)?
-                };
+                let prioritised = self.is_prioritised();
+                let decision_due =
+                    ctx.deadlines
+                        .tier2_due(ctx.now, prioritised)
+                        .ok_or_else(|| {
+                            if prioritised {
+                                out_of_range(
+                                    "tier2_priority_days",
+                                    ctx.deadlines.tier2_priority_days,
+                                )
+                            } else {
+                                out_of_range("tier2_days", ctx.deadlines.tier2_days)
+                            }
+                        })?;
                 ReviewEvent::Tier2Requested(Tier2Requested {
                     grounds,
                     decision_due,
@@ -1178,23 +1187,14 @@ fn out_of_range(field: &'static str, days: u32) -> Rejection {
     ))
 }
 
-/// `days` calendar days after `at`.
-fn plus_days(
-    at: DateTime<Utc>,
-    field: &'static str,
-    days: u32,
-) -> Result<DateTime<Utc>, Rejection> {
-    at.checked_add_days(Days::new(days.into()))
-        .ok_or_else(|| out_of_range(field, days))
-}
-
 fn is_weekend(at: DateTime<Utc>) -> bool {
     matches!(at.weekday(), Weekday::Sat | Weekday::Sun)
 }
 
 /// The same time of day, `days` business days (Monday to Friday, UTC, no holidays) after `at`:
-/// Friday 15:00 + 1 is Monday 15:00; Saturday or Sunday 10:00 + 1 is Monday 10:00.
-pub(crate) fn add_business_days(at: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
+/// Friday 15:00 + 1 is Monday 15:00; Saturday or Sunday 10:00 + 1 is Monday 10:00. `None` when
+/// out of range.
+pub fn add_business_days(at: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
     let one = Days::new(1);
     let mut at = at;
     let mut left = days;
