@@ -15,6 +15,7 @@ pub mod rules;
 pub mod store;
 pub mod tree;
 pub mod verify;
+pub mod witness;
 
 pub use checkpointer::{Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus};
 pub use error::AuditError;

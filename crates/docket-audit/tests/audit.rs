@@ -8,3 +8,4 @@ mod import;
 mod keys;
 mod receipt;
 mod tamper;
+mod witness;

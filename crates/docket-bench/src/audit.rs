@@ -233,5 +233,67 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         )
         .print(),
     );
+    witness_figures(work.path(), &mut figures).await?;
     Ok(figures)
+}
+
+/// Sequential `add-checkpoint` round trips timed for the witness figures.
+const WITNESS_ROUND_TRIPS: usize = 2_000;
+/// Commits the log grows by between two of them.
+const WITNESS_GROWTH: u64 = 50;
+
+/// `witness.cosign.p50_us` and `.p99_us`: one C2SP `add-checkpoint` round trip over HTTP on
+/// 127.0.0.1 to a witness server in this process, its state in `dir` (so on the same disk as the
+/// log): the request, the witness's signature and proof checks, its state made durable (fsync),
+/// its cosignature, and the client's check of it. The log grows between requests, so each is a
+/// real step forward with a consistency proof.
+async fn witness_figures(dir: &std::path::Path, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
+    use docket_audit::witness::{
+        generate_witness_key, serve, WitnessClient, WitnessConfig, WitnessSigner,
+    };
+
+    progress(&format!(
+        "{WITNESS_ROUND_TRIPS} add-checkpoint round trips to a witness on 127.0.0.1"
+    ));
+    let (log_skey, log_vkey) = docket_audit::note::generate_key("docket.bench/witnessed")?;
+    let signer = CheckpointSigner::new(&log_skey)?;
+    let (witness_skey, witness_vkey) = generate_witness_key("witness.bench/w1")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let config = WitnessConfig {
+        signer: WitnessSigner::new(&witness_skey)?,
+        log_vkeys: vec![log_vkey],
+        state_dir: dir.join("witness"),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve(listener, config, stopped));
+    let client = WitnessClient::new(&url, &witness_vkey)?;
+    let timeout = Duration::from_secs(10);
+    let mut tree = Tree::new();
+    let mut old = 0;
+    let mut samples = Vec::with_capacity(WITNESS_ROUND_TRIPS);
+    for _ in 0..WITNESS_ROUND_TRIPS {
+        for _ in 0..WITNESS_GROWTH {
+            tree.push_commit(format!("commit {}", tree.size()).as_bytes());
+        }
+        let proof = if old == 0 {
+            Vec::new()
+        } else {
+            tree.consistency_proof(old, tree.size())?
+        };
+        let note = signer.sign(tree.size(), tree.root())?.note;
+        let t = Instant::now();
+        client.add_checkpoint(old, &proof, &note, timeout).await?;
+        samples.push(t.elapsed());
+        old = tree.size();
+    }
+    let _ = stop.send(true);
+    server.await??;
+    for (name, q) in [
+        ("witness.cosign.p50_us", 0.5),
+        ("witness.cosign.p99_us", 0.99),
+    ] {
+        figures.push(Figure::new(name, quantile_us(&mut samples, q), "us").print());
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod demo;
 mod http;
 mod run;
 mod tokens;
+mod witness;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,10 @@ enum Command {
     /// signed token for a person and role (every command must carry one).
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// A witness of checkpoints (C2SP tlog-witness): `keygen` makes its key, `serve` cosigns a
+    /// log's checkpoints only when they extend what it cosigned before (see docs/audit.md).
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Runs a benchmark; each figure is printed as `BENCH <name> <value> <unit>`.
     #[command(subcommand)]
     Bench(Bench),
@@ -110,6 +115,7 @@ fn main() -> Result<()> {
             Command::Demo(args) => demo::demo(args).await,
             Command::Audit(command) => audit::run(command).await,
             Command::Token(command) => tokens::run(command),
+            Command::Witness(command) => witness::run(command).await,
             Command::Bench(Bench::Log(options)) => docket_bench::log::run(options).await.map(drop),
             Command::Bench(Bench::E2e(options)) => docket_bench::e2e::run(options).await.map(drop),
             Command::Bench(Bench::Audit(options)) => {

@@ -12,6 +12,7 @@ mod faults;
 mod keys;
 #[path = "../../../tests/permissions.rs"]
 mod permissions;
+mod witness;
 
 /// The `docket` binary, signing requests with the test actor-token key and accepting its tokens
 /// (`DOCKET_ACTOR_KEY`, `DOCKET_ACTOR_VKEYS`).
