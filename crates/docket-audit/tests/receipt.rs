@@ -55,10 +55,9 @@ async fn receipts_verify_and_tampering_is_refused() {
     let records = log.audit_records().unwrap();
     let (signer, verifier) = keys();
     append(&log, "rc", 20).await;
-    let config = docket_audit::CheckpointerConfig {
-        every_commits: 1000,
-        every: Duration::from_secs(3600),
-    };
+    // Receipts wait for the cadence: the checkpoint over the 20 commits and the cadence's
+    // declaration (commit 21).
+    let config = docket_audit::CheckpointerConfig::every(1000, Duration::from_millis(100));
     let running = start(
         config,
         log.clone(),
@@ -66,7 +65,7 @@ async fn receipts_verify_and_tampering_is_refused() {
         &signer,
         &records.dir().join("tree"),
     );
-    within("catch-up", running.handle.wait_for_size(20))
+    within("catch-up", running.handle.wait_for_size(21))
         .await
         .unwrap();
     let commits = all_commits(&log).await;
@@ -81,7 +80,7 @@ async fn receipts_verify_and_tampering_is_refused() {
     receipt.check_commit(&commit.bytes).unwrap();
     assert!(receipt.check_commit(&commits[7].bytes).is_err());
     let verified = verify_receipt(&receipt, &verifier, None).unwrap();
-    assert_eq!(verified.checkpoint.size, 20);
+    assert_eq!(verified.checkpoint.size, 21);
     assert_eq!(verified.position, 7);
 
     // The text form: C2SP tlog-proof, and back.
@@ -120,11 +119,11 @@ async fn receipts_verify_and_tampering_is_refused() {
     let leaf: [u8; 32] = h.finalize().into();
     assert_eq!(leaf, receipt.leaf_hash.0);
     let proof: Vec<[u8; 32]> = receipt.proof.iter().map(|h| h.0).collect();
-    let root = rfc9162_root(6, 20, leaf, &proof).unwrap();
+    let root = rfc9162_root(6, 21, leaf, &proof).unwrap();
     let note_lines: Vec<&str> = receipt.checkpoint.lines().collect();
-    assert_eq!(note_lines[1], "20");
+    assert_eq!(note_lines[1], "21");
     assert_eq!(BASE64.decode(note_lines[2]).unwrap(), root.to_vec());
-    assert_ne!(rfc9162_root(7, 20, leaf, &proof), Some(root));
+    assert_ne!(rfc9162_root(7, 21, leaf, &proof), Some(root));
 
     // Another key: the signature is refused.
     let (_, other) = keys();
@@ -157,7 +156,7 @@ async fn receipts_verify_and_tampering_is_refused() {
     short.proof.pop();
     expect_not_included(&short, "short proof");
     let beyond = Receipt {
-        position: 21,
+        position: 22,
         ..receipt.clone()
     };
     assert!(verify_receipt(&beyond, &verifier, None).is_err());
@@ -177,13 +176,13 @@ async fn receipts_verify_and_tampering_is_refused() {
 
     // A later checkpoint, consistent: the receipt still holds against it.
     append(&log, "rc", 9).await;
-    let later = within("a later checkpoint", running.handle.checkpoint_covering(29))
+    let later = within("a later checkpoint", running.handle.checkpoint_covering(30))
         .await
         .unwrap();
-    assert_eq!(later.checkpoint.size, 29);
-    let consistency = running.handle.consistency_proof(20, 29).await.unwrap();
+    assert_eq!(later.checkpoint.size, 30);
+    let consistency = running.handle.consistency_proof(21, 30).await.unwrap();
     let verified = verify_receipt(&receipt, &verifier, Some((&later.note, &consistency))).unwrap();
-    assert_eq!(verified.later.unwrap().size, 29);
+    assert_eq!(verified.later.unwrap().size, 30);
 
     // A later checkpoint of a history that rewrote commit 3, signed with the same key: refused.
     let mut forged = Tree::new();
@@ -197,8 +196,8 @@ async fn receipts_verify_and_tampering_is_refused() {
     for i in 0..9u32 {
         forged.push_commit(format!("forged {i}").as_bytes());
     }
-    let forged_cp = signer.sign(29, forged.root()).unwrap();
-    let forged_proof = forged.consistency_proof(20, 29).unwrap();
+    let forged_cp = signer.sign(30, forged.root()).unwrap();
+    let forged_proof = forged.consistency_proof(21, 30).unwrap();
     for (note, proof) in [
         (&forged_cp.note, &forged_proof),
         (&forged_cp.note, &consistency),

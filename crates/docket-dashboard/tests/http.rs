@@ -90,16 +90,20 @@ async fn system(dir: &std::path::Path, vkey: Option<&str>) -> System {
     let signer = CheckpointSigner::new(&skey).unwrap();
     let (stop, stopped) = watch::channel(false);
     let (checkpointer, checkpointer_task) = Checkpointer::start(
-        CheckpointerConfig {
-            every_commits: 50,
-            every: Duration::from_millis(200),
-        },
+        CheckpointerConfig::every(50, Duration::from_millis(200)),
         log.clone(),
         CheckpointStore::new(log.audit_records().unwrap()),
         signer,
         dir.join("tree"),
         stopped.clone(),
     );
+    // It declares its cadence in the log first: the head below includes that commit.
+    let mut status = checkpointer.watch_status();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.started))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(status);
     let api = AuditApi {
         checkpointer,
         log: AnyLog::File(log.clone()),

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
 fn up(data: &std::path::Path) -> (Child, String) {
+    up_with(data, &[])
+}
+
+/// Starts `docket up` on a free port with more flags; returns the process and its HTTP URL.
+fn up_with(data: &std::path::Path, flags: &[&str]) -> (Child, String) {
     let mut child = crate::docket_cmd()
         .args(["up", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -221,6 +227,60 @@ fn sigterm_stops_docket_up_cleanly() {
         "the registration survived: {reply}"
     );
     stop(child);
+}
+
+#[test]
+fn a_clean_stop_signs_the_tail_so_an_export_after_it_has_no_unsigned_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A cadence that never comes round during the test: only the final checkpoint can sign
+    // these commits.
+    let (mut child, url) = up_with(
+        &data,
+        &[
+            "--checkpoint-every-ms",
+            "3600000",
+            "--checkpoint-every-commits",
+            "1000000",
+        ],
+    );
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    for person in ["0d", "0e", "0f"] {
+        let (ok, reply) = send(
+            &url,
+            fod,
+            "officer.register",
+            &[
+                &format!("person=00000000-0000-0000-0000-0000000000{person}"),
+                "office=BOS",
+                "role=officer",
+            ],
+        );
+        assert!(ok, "{reply}");
+    }
+    terminate(&mut child);
+
+    let export = dir.path().join("export");
+    let exported = crate::docket_cmd()
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    // The cadence's declaration and the three registrations.
+    let head = exported["manifest"]["head"].as_u64().unwrap();
+    assert_eq!(head, 4, "{exported}");
+    assert_eq!(exported["manifest"]["checkpoints"], 1, "{exported}");
+    let note = std::fs::read_to_string(export.join("checkpoints").join(format!("{head:020}.note")))
+        .unwrap_or_else(|e| panic!("no checkpoint of the head {head}: {e}"));
+    assert_eq!(note.lines().nth(1), Some(head.to_string().as_str()));
 }
 
 #[test]
