@@ -1,6 +1,7 @@
 //! The one integration-test binary of `docket-audit`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cadence;
 mod checkpointer;
 mod export_verify;
 mod import;
