@@ -1,7 +1,10 @@
 //! The [`Checkpointer`]: follows the log, keeps the Merkle tree over it (persisted with
 //! [`crate::persist`]), and signs checkpoints into the [`CheckpointStore`] on a cadence: every
 //! `every` (default 100 ms) when the tree grew, or as soon as it grew by `every_commits`
-//! (default 1000), whichever comes first. The cadence is declared in the log itself
+//! (default 1000), whichever comes first. The period bounds the wait, it is not a clock tick:
+//! growth after a quiet period is signed at once and the next checkpoint no sooner than a period
+//! later, so under load they come one period apart (closer only when `every_commits` is
+//! reached); the first comes a period after the start. The cadence is declared in the log itself
 //! ([`cadence`]) so an auditor knows how long a gap between checkpoints may be. A clean stop
 //! signs a final checkpoint over everything the log held at shutdown, so the log's tail is not
 //! left unsigned.
@@ -49,7 +52,7 @@ pub use witnesses::WitnessStatus;
 pub struct CheckpointerConfig {
     /// Sign once the tree has grown by this many commits since the last checkpoint.
     pub every_commits: u64,
-    /// Sign this often when the tree grew at all.
+    /// Sign this often when the tree grew at all (at most once per period).
     pub every: Duration,
     /// The witnesses asked to cosign every checkpoint.
     pub witnesses: Vec<WitnessClient>,

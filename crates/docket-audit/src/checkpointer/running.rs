@@ -9,6 +9,7 @@ use docket_log::{EventLog, Records};
 use docket_service::metrics::checkpoints as metrics;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::witnesses::Witnesses;
 use super::{cadence, CheckpointerConfig, Request, Shared};
@@ -140,13 +141,16 @@ impl<L: EventLog, R: Records> Running<L, R> {
         );
         let mut feed = self.log.subscribe(self.size()).await?;
         let every = self.config.every.max(std::time::Duration::from_millis(1));
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The earliest time the period lets the next checkpoint be signed: at most one per
+        // period, the first a period after the start. Growth after a quiet period is signed at
+        // once; under load the checkpoints come one period apart.
+        let mut next_sign = Instant::now() + every;
         let mut requests_open = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            let unsigned = self.unsigned() > 0;
             tokio::select! {
                 changed = shutdown.changed() => if changed.is_err() { break },
                 next = feed.next() => {
@@ -161,8 +165,10 @@ impl<L: EventLog, R: Records> Running<L, R> {
                         }
                     }
                     self.push(&batch).await?;
-                    if self.unsigned() >= self.config.every_commits.max(1) {
+                    let now = Instant::now();
+                    if self.unsigned() >= self.config.every_commits.max(1) || now >= next_sign {
                         self.sign().await?;
+                        next_sign = now + every;
                     }
                 }
                 request = self.requests.recv(), if requests_open => {
@@ -176,10 +182,9 @@ impl<L: EventLog, R: Records> Running<L, R> {
                         requests_open = false;
                     }
                 }
-                _ = tick.tick() => {
-                    if self.unsigned() > 0 {
-                        self.sign().await?;
-                    }
+                () = tokio::time::sleep_until(next_sign), if unsigned => {
+                    self.sign().await?;
+                    next_sign = Instant::now() + every;
                 }
             }
         }
