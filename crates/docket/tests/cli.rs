@@ -283,8 +283,12 @@ fn a_clean_stop_signs_the_tail_so_an_export_after_it_has_no_unsigned_commits() {
     assert_eq!(note.lines().nth(1), Some(head.to_string().as_str()));
 }
 
-/// A process killed when the test ends, passed or not.
-struct Killed(Child);
+/// A process killed when the test ends, passed or not (with its standard output, kept open so
+/// that what it prints later does not fail).
+struct Killed(
+    Child,
+    #[allow(dead_code)] Option<BufReader<std::process::ChildStdout>>,
+);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -316,16 +320,15 @@ fn witness(dir: &std::path::Path, name: &str, log_vkey: &str) -> (Killed, String
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("listening ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    (Killed(child), url, vkey)
+    (Killed(child, Some(stdout)), url, vkey)
 }
 
 #[test]
@@ -367,7 +370,7 @@ fn docket_up_with_two_witnesses_stores_checkpoints_both_cosigned() {
             &two,
         ],
     );
-    let mut child = Killed(child);
+    let mut child = Killed(child, None);
     let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
     let (ok, reply) = send(
         &url,
