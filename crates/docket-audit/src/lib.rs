@@ -17,7 +17,10 @@ pub mod tree;
 pub mod verify;
 pub mod witness;
 
-pub use checkpointer::{Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus};
+pub use checkpointer::{
+    Cadence, Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus,
+    WitnessStatus,
+};
 pub use error::AuditError;
 pub use export::{export, ExportError, ExportOptions, ExportSummary, Manifest};
 pub use import::{import_to_dir, import_to_jetstream, ImportError, ImportSummary};

@@ -101,7 +101,7 @@ fn decode_hash(what: &str, text: &str) -> Result<Hash, AuditError> {
 
 impl Receipt {
     /// The receipt of `commit`: a checkpoint covering it from the checkpointer (the latest, or
-    /// a new one signed at once) and the inclusion proof in that checkpoint's tree.
+    /// the next of its cadence) and the inclusion proof in that checkpoint's tree.
     pub async fn build(
         handle: &CheckpointerHandle,
         commit: &RecordedCommit,

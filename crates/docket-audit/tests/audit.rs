@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anchors;
+mod cadence;
 mod checkpointer;
 mod export_verify;
 mod import;

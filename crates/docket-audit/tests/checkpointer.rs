@@ -1,5 +1,6 @@
 //! The checkpoint store, the persisted tree and the checkpointer, over a real file log (and a
-//! JetStream log on a real nats-server): scheduled and on-demand checkpoints, restarts that
+//! JetStream log on a real nats-server): checkpoints on the cadence (every N commits, on the
+//! timer) declared in the log, covering checkpoints that wait for the cadence, restarts that
 //! continue from the persisted hashes, a damaged hashes file, and the refusal to sign over a
 //! history that differs from the last signed checkpoint's.
 
@@ -17,7 +18,9 @@ use docket_audit::{
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::records::FileRecords;
-use docket_log::{EventData, EventLog, ExpectedRevision, Metadata, RecordedCommit, StreamId};
+use docket_log::{
+    EventData, EventLog, ExpectedRevision, Metadata, RecordedCommit, Records, StreamId,
+};
 use docket_testkit::NatsServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -110,11 +113,18 @@ pub fn start<L: EventLog + 'static>(
     Running { handle, task, stop }
 }
 
-fn every(commits: u64, every: Duration) -> CheckpointerConfig {
-    CheckpointerConfig {
-        every_commits: commits,
-        every,
-    }
+/// Waits until the checkpointer checked its tree and declared its cadence; returns the
+/// declaration's position.
+pub async fn started(handle: &CheckpointerHandle) -> u64 {
+    let mut status = handle.watch_status();
+    let status = within("the checkpointer to start", status.wait_for(|s| s.started))
+        .await
+        .unwrap();
+    status.cadence_declared.unwrap()
+}
+
+pub fn every(commits: u64, every: Duration) -> CheckpointerConfig {
+    CheckpointerConfig::every(commits, every)
 }
 
 /// Checks that consecutive stored checkpoints verify and are consistent (proofs from `handle`).
@@ -157,8 +167,19 @@ async fn the_store_keeps_notes_verbatim_and_finds_the_first_covering() {
     }
     let latest = store.latest(Some(&verifier)).await.unwrap().unwrap();
     assert_eq!((latest.sequence, &latest.signed), (5, &signed[4]));
-    let on_disk = std::fs::read_to_string(dir.path().join("00000000000000000002")).unwrap();
-    assert_eq!(on_disk, signed[1].note, "the note text is stored verbatim");
+    let (_, bytes) = store.records().read(1, 1).await.unwrap().remove(0);
+    assert_eq!(
+        bytes,
+        signed[1].note.as_bytes(),
+        "the note text is stored verbatim"
+    );
+    let segment = std::fs::read(dir.path().join("records-00000000000000000001.seg")).unwrap();
+    assert!(
+        segment
+            .windows(signed[1].note.len())
+            .any(|w| w == signed[1].note.as_bytes()),
+        "in the segment file, as it is"
+    );
     let all = store.all(None).await.unwrap();
     assert_eq!(
         all.iter().map(|s| s.signed.clone()).collect::<Vec<_>>(),
@@ -264,6 +285,31 @@ async fn the_persisted_tree_reopens_and_recovers_from_damage() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
 }
 
+/// The declarations of the checkpointer's cadence in the log, oldest first.
+pub async fn declarations(log: &impl EventLog) -> Vec<(u64, serde_json::Value)> {
+    let stream = StreamId::new(docket_audit::checkpointer::CADENCE_STREAM).unwrap();
+    match log.read_stream(&stream).await {
+        Err(docket_log::LogError::NotFound { .. }) => Vec::new(),
+        Err(e) => panic!("{e}"),
+        Ok(commits) => commits
+            .into_iter()
+            .map(|c| {
+                assert_eq!(
+                    c.commit.metadata.actor.as_deref(),
+                    Some("docket-checkpointer")
+                );
+                assert_eq!(c.commit.events.len(), 1);
+                let event = &c.commit.events[0];
+                assert_eq!(
+                    (event.type_name.as_str(), event.type_version),
+                    ("audit.checkpoint_cadence", 1)
+                );
+                (c.position, serde_json::from_slice(&event.payload).unwrap())
+            })
+            .collect(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_are_signed_every_n_commits_and_on_a_timer() {
     let dir = tempfile::tempdir().unwrap();
@@ -278,6 +324,15 @@ async fn checkpoints_are_signed_every_n_commits_and_on_a_timer() {
         &signer,
         &tree_dir,
     );
+    // The cadence is declared first: commit 1.
+    assert_eq!(started(&running.handle).await, 1);
+    assert_eq!(
+        declarations(&log).await,
+        vec![(
+            1,
+            serde_json::json!({"every_ms": 3_600_000, "every_commits": 10})
+        )]
+    );
     for _ in 0..35 {
         let position = append(&log, "n", 1).await;
         within("the tree", running.handle.wait_for_size(position))
@@ -287,7 +342,15 @@ async fn checkpoints_are_signed_every_n_commits_and_on_a_timer() {
     let store = CheckpointStore::new(records.clone());
     let all = check_chain(&store, &verifier, &running.handle).await;
     let sizes: Vec<u64> = all.iter().map(|c| c.checkpoint.size).collect();
-    assert_eq!(sizes, vec![10, 20, 30]);
+    assert_eq!(
+        sizes,
+        vec![10, 20, 30],
+        "every 10 commits, none on the timer"
+    );
+    // A clean stop signs the rest.
+    running.stop().await.unwrap();
+    let all = store.all(Some(&verifier)).await.unwrap();
+    assert_eq!(all.last().unwrap().signed.checkpoint.size, 36);
     let tree = {
         let mut t = Tree::new();
         for c in all_commits(&log).await {
@@ -296,11 +359,11 @@ async fn checkpoints_are_signed_every_n_commits_and_on_a_timer() {
         t
     };
     for c in &all {
-        assert_eq!(c.checkpoint.root, tree.root_at(c.checkpoint.size).unwrap());
+        let c = &c.signed.checkpoint;
+        assert_eq!(c.root, tree.root_at(c.size).unwrap());
     }
-    running.stop().await.unwrap();
 
-    // On a timer: a tree that grew by fewer than N commits is signed within T.
+    // Another cadence is declared again (commit 37), and signed on the timer within T.
     let running = start(
         every(1000, Duration::from_millis(200)),
         log.clone(),
@@ -311,21 +374,109 @@ async fn checkpoints_are_signed_every_n_commits_and_on_a_timer() {
     let mut status = running.handle.watch_status();
     within(
         "a timed checkpoint",
-        status.wait_for(|s| s.latest.as_ref().is_some_and(|c| c.checkpoint.size == 35)),
+        status.wait_for(|s| s.latest.as_ref().is_some_and(|c| c.checkpoint.size == 37)),
     )
     .await
     .unwrap();
     drop(status);
+    assert_eq!(running.handle.status().cadence_declared, Some(37));
+    assert_eq!(
+        declarations(&log).await.last().unwrap(),
+        &(
+            37,
+            serde_json::json!({"every_ms": 200, "every_commits": 1000})
+        )
+    );
     let all = check_chain(&store, &verifier, &running.handle).await;
-    assert_eq!(all.last().unwrap().checkpoint.size, 35);
-    // No growth, no new checkpoint.
+    assert_eq!(all.len(), 5);
+    // No growth, no new checkpoint (not on the timer, nor at the stop).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(store.all(None).await.unwrap().len(), 4);
+    assert_eq!(store.all(None).await.unwrap().len(), 5);
+    running.stop().await.unwrap();
+    assert_eq!(store.all(None).await.unwrap().len(), 5);
+
+    // The same cadence again: the declaration in the log stands, nothing is appended.
+    let running = start(
+        every(1000, Duration::from_millis(200)),
+        log.clone(),
+        records.clone(),
+        &signer,
+        &tree_dir,
+    );
+    assert_eq!(started(&running.handle).await, 37);
+    running.stop().await.unwrap();
+    assert_eq!(log.head().await.unwrap(), 37);
+    assert_eq!(declarations(&log).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_gets_about_one_checkpoint_per_cadence_not_one_per_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = file_log(dir.path()).await;
+    let records = log.audit_records().unwrap();
+    let (signer, verifier) = keys();
+    let period = Duration::from_millis(250);
+    let running = start(
+        every(100_000, period),
+        log.clone(),
+        records.clone(),
+        &signer,
+        &records.dir().join("tree"),
+    );
+    // 200 commits from 20 writers, each asking for the checkpoint covering its commit, as a
+    // reply with a receipt does.
+    let started = std::time::Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..20 {
+        let (log, handle) = (log.clone(), running.handle.clone());
+        writers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..10 {
+                let position = append(&log, &format!("burst-{w}-{i}"), 1).await;
+                let cp = handle.checkpoint_covering(position).await.unwrap();
+                answers.push((position, cp));
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for w in writers {
+        answers.extend(within("a writer", w).await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(answers.len(), 200);
+    let store = CheckpointStore::new(records.clone());
+    let stored: Vec<SignedCheckpoint> = store
+        .all(Some(&verifier))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.signed)
+        .collect();
+    // Every answer is a stored cadence checkpoint covering its commit.
+    for (position, cp) in &answers {
+        assert!(cp.checkpoint.size >= *position);
+        assert!(stored.contains(cp), "the answer for {position} was stored");
+    }
+    // At most one per period (and one more for a tick at the very start).
+    let periods = (elapsed.as_secs_f64() / period.as_secs_f64()).ceil() as usize;
+    assert!(
+        stored.len() <= periods + 1,
+        "{} checkpoints in {elapsed:?}, {periods} periods of {period:?}",
+        stored.len()
+    );
+    assert!(
+        stored.len() < 50,
+        "{} checkpoints for 200 receipts",
+        stored.len()
+    );
+    assert_eq!(running.handle.status().signed, stored.len() as u64);
+    check_chain(&store, &verifier, &running.handle).await;
     running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_demand_checkpoints_cover_fresh_positions_on_jetstream() {
+async fn covering_checkpoints_come_from_the_cadence_on_jetstream() {
     let server = tokio::task::spawn_blocking(NatsServer::start)
         .await
         .unwrap();
@@ -337,48 +488,61 @@ async fn on_demand_checkpoints_cover_fresh_positions_on_jetstream() {
     let (signer, verifier) = keys();
     let (stop, shutdown) = watch::channel(false);
     let store = CheckpointStore::new(records);
+    let period = Duration::from_millis(200);
+    let begun = std::time::Instant::now();
     let (handle, task) = Checkpointer::start(
-        every(1000, Duration::from_secs(3600)),
+        every(1000, period),
         log.clone(),
         store.clone(),
         signer,
         cache.path().to_owned(),
         shutdown,
     );
+    // The declaration is commit 1; five more.
+    assert_eq!(started(&handle).await, 1);
     let head = append(&log, "j", 5).await;
+    assert_eq!(head, 6);
+    assert_eq!(declarations(&log).await.len(), 1);
     let cp = within("a checkpoint", handle.checkpoint_covering(head))
         .await
         .unwrap();
-    assert_eq!(cp.checkpoint.size, 5);
+    assert_eq!(cp.checkpoint.size, 6);
     assert_eq!(verifier.open(&cp.note).unwrap(), cp);
 
-    // Requests for positions not in the log yet wait for them; concurrent ones share signatures.
+    // Requests for positions not in the log yet wait for them, and for the cadence: they share
+    // its checkpoints, whatever their number.
     let mut waiters = Vec::new();
     for i in 0..12u64 {
         let handle = handle.clone();
         waiters.push(tokio::spawn(async move {
-            let position = 6 + i % 4;
+            let position = 7 + i % 4;
             (position, handle.checkpoint_covering(position).await)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     append(&log, "j", 4).await;
+    let mut answers = Vec::new();
     for w in waiters {
         let (position, cp) = within("a waiter", w).await.unwrap();
         let cp = cp.unwrap();
         assert!(cp.checkpoint.size >= position);
         verifier.open(&cp.note).unwrap();
+        answers.push(cp.checkpoint.size);
     }
     let status = handle.status();
+    let periods = (begun.elapsed().as_secs_f64() / period.as_secs_f64()).ceil() as u64;
     assert!(
-        status.signed <= 5,
-        "{} signatures for 12 requests",
+        status.signed <= periods,
+        "{} signatures in {periods} periods, for 13 requests",
         status.signed
     );
     // An older position is answered by the latest checkpoint, without signing.
+    within("the last commit signed", handle.checkpoint_covering(10))
+        .await
+        .unwrap();
+    let signed = handle.status().signed;
     let again = handle.checkpoint_covering(2).await.unwrap();
-    assert_eq!(again.checkpoint.size, 9);
-    assert_eq!(handle.status().signed, status.signed);
+    assert_eq!(again.checkpoint.size, 10);
+    assert_eq!(handle.status().signed, signed);
     let stored = store
         .first_covering(7, Some(&verifier))
         .await
@@ -386,10 +550,10 @@ async fn on_demand_checkpoints_cover_fresh_positions_on_jetstream() {
         .unwrap();
     assert!(stored.signed.checkpoint.size >= 7);
     // Proofs from the tree.
-    let proof = handle.inclusion_proof(3, 9).await.unwrap();
+    let proof = handle.inclusion_proof(3, 10).await.unwrap();
     docket_audit::tree::verify_inclusion(
         &proof,
-        9,
+        10,
         again.checkpoint.root,
         3,
         handle.leaf(3).await.unwrap(),
@@ -413,48 +577,42 @@ async fn a_restart_continues_from_the_persisted_hashes() {
     let (signer, verifier) = keys();
     let tree_dir = records.dir().join("tree");
     append(&log, "r", 25).await;
-    let running = start(
-        every(10, Duration::from_secs(3600)),
-        log.clone(),
-        records.clone(),
-        &signer,
-        &tree_dir,
-    );
-    within("catch-up", running.handle.wait_for_size(25))
+    let cadence = || every(10, Duration::from_millis(200));
+    let running = start(cadence(), log.clone(), records.clone(), &signer, &tree_dir);
+    // 25 commits, then the declaration of the cadence.
+    within("catch-up", running.handle.wait_for_size(26))
         .await
         .unwrap();
-    let first = running.handle.checkpoint_covering(25).await.unwrap();
-    assert_eq!(first.checkpoint.size, 25);
-    assert_eq!(running.handle.status().pushed, 25);
+    let first = within("a checkpoint", running.handle.checkpoint_covering(26))
+        .await
+        .unwrap();
+    assert_eq!(first.checkpoint.size, 26);
+    assert_eq!(running.handle.status().pushed, 26);
     running.stop().await.unwrap();
 
-    // The second run loads 25 leaves and hashes only the new commits.
-    let running = start(
-        every(10, Duration::from_secs(3600)),
-        log.clone(),
-        records.clone(),
-        &signer,
-        &tree_dir,
-    );
+    // The second run loads 26 leaves and hashes only the new commits (the cadence stands).
+    let running = start(cadence(), log.clone(), records.clone(), &signer, &tree_dir);
     append(&log, "r", 12).await;
-    within("the new commits", running.handle.wait_for_size(37))
+    within("the new commits", running.handle.wait_for_size(38))
         .await
         .unwrap();
     let status = running.handle.status();
-    assert_eq!((status.loaded, status.pushed), (25, 12));
-    let second = running.handle.checkpoint_covering(37).await.unwrap();
+    assert_eq!((status.loaded, status.pushed), (26, 12));
+    let second = within("a checkpoint", running.handle.checkpoint_covering(38))
+        .await
+        .unwrap();
     let store = CheckpointStore::new(records.clone());
     let all = check_chain(&store, &verifier, &running.handle).await;
     assert!(all.contains(&first));
     assert_eq!(all.last().unwrap(), &second);
     let proof = running
         .handle
-        .consistency_proof(25, second.checkpoint.size)
+        .consistency_proof(26, second.checkpoint.size)
         .await
         .unwrap();
     verify_consistency(
         &proof,
-        25,
+        26,
         first.checkpoint.root,
         second.checkpoint.size,
         second.checkpoint.root,
@@ -469,21 +627,15 @@ async fn a_restart_continues_from_the_persisted_hashes() {
     let inner = tlog_tiles::stored_hash_index(5, 0) as usize; // the node over leaves 1..=32
     bytes[inner * 32] ^= 0x55;
     std::fs::write(&path, &bytes).unwrap();
-    let running = start(
-        every(10, Duration::from_secs(3600)),
-        log.clone(),
-        records.clone(),
-        &signer,
-        &tree_dir,
-    );
-    within("the reopened tree", running.handle.wait_for_size(37))
+    let running = start(cadence(), log.clone(), records.clone(), &signer, &tree_dir);
+    within("the reopened tree", running.handle.wait_for_size(38))
         .await
         .unwrap();
     append(&log, "r", 3).await;
-    let third = within("a checkpoint", running.handle.checkpoint_covering(40))
+    let third = within("a checkpoint", running.handle.checkpoint_covering(41))
         .await
         .unwrap();
-    assert_eq!(third.checkpoint.size, 40);
+    assert_eq!(third.checkpoint.size, 41);
     let mut expected = Tree::new();
     for c in all_commits(&log).await {
         expected.push_commit(&c.bytes);
@@ -560,6 +712,7 @@ async fn it_refuses_to_sign_over_a_different_history() {
         1,
         "nothing more was signed"
     );
+    assert_eq!(log.head().await.unwrap(), 12, "nor the cadence declared");
 
     // A log shorter than the last checkpoint is refused at once too.
     let short_dir = tempfile::tempdir().unwrap();
@@ -588,6 +741,7 @@ async fn it_refuses_to_sign_over_a_different_history() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    assert_eq!(short.head().await.unwrap(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,4 +778,5 @@ async fn it_refuses_a_last_checkpoint_it_did_not_sign() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    assert_eq!(log.head().await.unwrap(), 8);
 }

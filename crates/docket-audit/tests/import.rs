@@ -191,10 +191,8 @@ where
     let n = f.commits.len() as u64;
     let verifier = f.verifier();
     let (stop, shutdown) = watch::channel(false);
-    let config = CheckpointerConfig {
-        every_commits: 1_000_000,
-        every: Duration::from_secs(3600),
-    };
+    // Signing on a cadence only: its first checkpoint comes half a second after the start.
+    let config = CheckpointerConfig::every(1_000_000, Duration::from_millis(500));
     let (handle, task) = Checkpointer::start(
         config,
         log.clone(),
@@ -203,39 +201,42 @@ where
         tree_dir.to_owned(),
         shutdown,
     );
-    within("the restored tree", handle.wait_for_size(n))
-        .await
-        .unwrap();
+    // It starts from the export's last checkpoint, and declares its cadence: commit n + 1.
+    assert_eq!(crate::checkpointer::started(&handle).await, n + 1);
     let last = handle.latest().expect("the last checkpoint of the export");
     assert_eq!(last.note, *f.notes.last().unwrap());
-    // A checkpoint covering the head: signed now, consistent with the export's last.
-    let head = within("a checkpoint", handle.checkpoint_covering(n))
+    within("the restored tree", handle.wait_for_size(n + 1))
         .await
         .unwrap();
-    assert_eq!(head.checkpoint.size, n);
+    // The cadence's checkpoint covering the head: consistent with the export's last.
+    let head = within("a checkpoint", handle.checkpoint_covering(n + 1))
+        .await
+        .unwrap();
+    assert_eq!(head.checkpoint.size, n + 1);
     let proof = handle
-        .consistency_proof(last.checkpoint.size, n)
+        .consistency_proof(last.checkpoint.size, n + 1)
         .await
         .unwrap();
     verify_consistency(
         &proof,
         last.checkpoint.size,
         last.checkpoint.root,
-        n,
+        n + 1,
         head.checkpoint.root,
     )
     .unwrap();
     // The receipt from before the backup verifies against it.
     let receipt_size = f.sizes[0];
-    let proof = handle.consistency_proof(receipt_size, n).await.unwrap();
+    let proof = handle.consistency_proof(receipt_size, n + 1).await.unwrap();
     let verified = verify_receipt(&f.receipt, &verifier, Some((&head.note, &proof))).unwrap();
-    assert_eq!(verified.later.unwrap().size, n);
+    assert_eq!(verified.later.unwrap().size, n + 1);
     f.receipt
         .check_commit(&f.commits[f.receipt.position as usize - 1].bytes)
         .unwrap();
-    // The log grows; the next checkpoint is consistent with every earlier one.
+    // The log grows; the next checkpoint is consistent with every earlier one. (How many the
+    // cadence signs while the three commits come in depends on the timer: at least one.)
     let grown = append(&log, "after-restore", 3).await;
-    assert_eq!(grown, n + 3);
+    assert_eq!(grown, n + 4);
     let next = within("a later checkpoint", handle.checkpoint_covering(grown))
         .await
         .unwrap();
@@ -247,7 +248,16 @@ where
         .into_iter()
         .map(|c| c.signed)
         .collect();
-    assert_eq!(stored.len(), f.notes.len() + 2);
+    assert_eq!(
+        stored[..f.notes.len()]
+            .iter()
+            .map(|c| c.note.clone())
+            .collect::<Vec<_>>(),
+        f.notes,
+        "the export's checkpoints first, as they were"
+    );
+    assert_eq!(stored[f.notes.len()], head);
+    assert_eq!(stored.last(), Some(&next));
     for pair in stored.windows(2) {
         let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
         let proof = handle.consistency_proof(a.size, b.size).await.unwrap();
@@ -344,7 +354,10 @@ async fn an_export_imported_into_a_data_dir_is_the_same_log_and_its_checkpointer
     // The layout `docket up --data-dir` opens: segments and audit records, nothing staged.
     assert!(!target.join(STAGING_DIR).exists());
     assert!(target.join("00000000000000000001.seg").exists());
-    assert!(target.join("audit").join("00000000000000000001").exists());
+    assert!(target
+        .join("audit")
+        .join("records-00000000000000000001.seg")
+        .exists());
 
     let log = FileLog::open(FileLogConfig::new(&target)).await.unwrap();
     check_commits(f, &log).await;

@@ -1,7 +1,9 @@
 //! Receipts: built from a running checkpointer over a file log, round-tripped through their
 //! text (C2SP tlog-proof) and JSON forms, verified — and refused when the key, the position, the
 //! leaf, a proof hash or a later checkpoint is wrong. One check recomputes the root from the
-//! proof with RFC 9162's algorithm written out here, not with the crate's tree code.
+//! proof with RFC 9162's algorithm written out here, not with the crate's tree code. Receipts
+//! from the cadence path, cosigned by two witnesses, verify with the log's public key alone, in
+//! process and from the audit service over NATS.
 
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use docket_audit::{verify_receipt, AuditError, NoteError, Receipt, Tree};
 use docket_log::EventLog;
 use sha2::{Digest, Sha256};
 
-use crate::checkpointer::{all_commits, append, file_log, keys, start, within};
+use crate::cadence::{name, with_witnesses, Witness};
+use crate::checkpointer::{all_commits, append, every, file_log, keys, start, started, within};
 
 fn node(left: &[u8], right: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -55,10 +58,9 @@ async fn receipts_verify_and_tampering_is_refused() {
     let records = log.audit_records().unwrap();
     let (signer, verifier) = keys();
     append(&log, "rc", 20).await;
-    let config = docket_audit::CheckpointerConfig {
-        every_commits: 1000,
-        every: Duration::from_secs(3600),
-    };
+    // Receipts wait for the cadence: the checkpoint over the 20 commits and the cadence's
+    // declaration (commit 21).
+    let config = docket_audit::CheckpointerConfig::every(1000, Duration::from_millis(100));
     let running = start(
         config,
         log.clone(),
@@ -66,7 +68,7 @@ async fn receipts_verify_and_tampering_is_refused() {
         &signer,
         &records.dir().join("tree"),
     );
-    within("catch-up", running.handle.wait_for_size(20))
+    within("catch-up", running.handle.wait_for_size(21))
         .await
         .unwrap();
     let commits = all_commits(&log).await;
@@ -81,7 +83,7 @@ async fn receipts_verify_and_tampering_is_refused() {
     receipt.check_commit(&commit.bytes).unwrap();
     assert!(receipt.check_commit(&commits[7].bytes).is_err());
     let verified = verify_receipt(&receipt, &verifier, None).unwrap();
-    assert_eq!(verified.checkpoint.size, 20);
+    assert_eq!(verified.checkpoint.size, 21);
     assert_eq!(verified.position, 7);
 
     // The text form: C2SP tlog-proof, and back.
@@ -120,11 +122,11 @@ async fn receipts_verify_and_tampering_is_refused() {
     let leaf: [u8; 32] = h.finalize().into();
     assert_eq!(leaf, receipt.leaf_hash.0);
     let proof: Vec<[u8; 32]> = receipt.proof.iter().map(|h| h.0).collect();
-    let root = rfc9162_root(6, 20, leaf, &proof).unwrap();
+    let root = rfc9162_root(6, 21, leaf, &proof).unwrap();
     let note_lines: Vec<&str> = receipt.checkpoint.lines().collect();
-    assert_eq!(note_lines[1], "20");
+    assert_eq!(note_lines[1], "21");
     assert_eq!(BASE64.decode(note_lines[2]).unwrap(), root.to_vec());
-    assert_ne!(rfc9162_root(7, 20, leaf, &proof), Some(root));
+    assert_ne!(rfc9162_root(7, 21, leaf, &proof), Some(root));
 
     // Another key: the signature is refused.
     let (_, other) = keys();
@@ -157,7 +159,7 @@ async fn receipts_verify_and_tampering_is_refused() {
     short.proof.pop();
     expect_not_included(&short, "short proof");
     let beyond = Receipt {
-        position: 21,
+        position: 22,
         ..receipt.clone()
     };
     assert!(verify_receipt(&beyond, &verifier, None).is_err());
@@ -177,13 +179,13 @@ async fn receipts_verify_and_tampering_is_refused() {
 
     // A later checkpoint, consistent: the receipt still holds against it.
     append(&log, "rc", 9).await;
-    let later = within("a later checkpoint", running.handle.checkpoint_covering(29))
+    let later = within("a later checkpoint", running.handle.checkpoint_covering(30))
         .await
         .unwrap();
-    assert_eq!(later.checkpoint.size, 29);
-    let consistency = running.handle.consistency_proof(20, 29).await.unwrap();
+    assert_eq!(later.checkpoint.size, 30);
+    let consistency = running.handle.consistency_proof(21, 30).await.unwrap();
     let verified = verify_receipt(&receipt, &verifier, Some((&later.note, &consistency))).unwrap();
-    assert_eq!(verified.later.unwrap().size, 29);
+    assert_eq!(verified.later.unwrap().size, 30);
 
     // A later checkpoint of a history that rewrote commit 3, signed with the same key: refused.
     let mut forged = Tree::new();
@@ -197,8 +199,8 @@ async fn receipts_verify_and_tampering_is_refused() {
     for i in 0..9u32 {
         forged.push_commit(format!("forged {i}").as_bytes());
     }
-    let forged_cp = signer.sign(29, forged.root()).unwrap();
-    let forged_proof = forged.consistency_proof(20, 29).unwrap();
+    let forged_cp = signer.sign(30, forged.root()).unwrap();
+    let forged_proof = forged.consistency_proof(21, 30).unwrap();
     for (note, proof) in [
         (&forged_cp.note, &forged_proof),
         (&forged_cp.note, &consistency),
@@ -258,4 +260,101 @@ fn a_one_leaf_tree_has_an_empty_proof() {
         rfc9162_root(0, 1, receipt.leaf_hash.0, &[]),
         Some(tree.root().0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_from_the_cadence_path_verify_with_the_public_key_alone_in_process_and_over_nats()
+{
+    let server = tokio::task::spawn_blocking(docket_testkit::NatsServer::start)
+        .await
+        .unwrap();
+    let log = docket_log::jetstream::JetStreamLog::connect_url(
+        &server.url(),
+        docket_log::jetstream::JetStreamConfig::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, verifier) = keys();
+    let w1 = Witness::start(&name("nats-one"), signer.vkey(), &dir.path().join("w1")).await;
+    let w2 = Witness::start(&name("nats-two"), signer.vkey(), &dir.path().join("w2")).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (handle, task) = docket_audit::Checkpointer::start(
+        with_witnesses(
+            every(1000, Duration::from_millis(100)),
+            vec![w1.client(), w2.client()],
+            2,
+        ),
+        log.clone(),
+        docket_audit::CheckpointStore::new(docket_log::AnyRecords::JetStream(Box::new(
+            log.audit_records().await.unwrap(),
+        ))),
+        signer,
+        dir.path().join("tree"),
+        shutdown,
+    );
+    started(&handle).await;
+    // The audit service, answering over NATS from the same checkpointer.
+    let audit = docket_bus::serve_audit_nats(
+        docket_bus::connect(&server.url(), "docket-audit")
+            .await
+            .unwrap(),
+        docket_services::VERSION,
+        docket_services::AuditApi {
+            checkpointer: handle.clone(),
+            log: docket_log::AnyLog::JetStream(log.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let client = docket_bus::connect(&server.url(), "receipts")
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    for i in 0..4 {
+        let position = append(&log, &format!("nats-{i}"), 2).await;
+        let commit = log.read_all(position - 1, 1).await.unwrap().remove(0);
+        // In process: as a service in the checkpointer's process gets it.
+        let local = within(
+            "a receipt",
+            Receipt::for_position(&handle, position, commit.hash()),
+        )
+        .await
+        .unwrap();
+        // Over NATS: as a service of its own gets it (docket.cmd.audit.receipt).
+        let answer =
+            docket_bus::audit_query(&client, &docket_bus::AuditQuery::Receipt { position }, wait)
+                .await
+                .unwrap();
+        let remote: Receipt = serde_json::from_value(answer).unwrap();
+        for receipt in [&local, &remote] {
+            let verified = verify_receipt(receipt, &verifier, None).unwrap();
+            assert_eq!(verified.position, position);
+            assert!(verified.checkpoint.size >= position);
+            receipt.check_commit(&commit.bytes).unwrap();
+            w1.verifier().verify(&receipt.checkpoint).unwrap();
+            w2.verifier().verify(&receipt.checkpoint).unwrap();
+        }
+    }
+    // The checkpoint answer carries the witnesses as the checkpointer sees them (the
+    // dashboard's integrity panel shows them).
+    let latest = docket_bus::audit_query(
+        &client,
+        &docket_bus::AuditQuery::Checkpoint { covering: None },
+        wait,
+    )
+    .await
+    .unwrap();
+    assert_eq!(latest["cosignatures"], 2, "{latest}");
+    assert_eq!(latest["witness_quorum"], 2, "{latest}");
+    let witnesses = latest["witnesses"].as_array().unwrap();
+    assert_eq!(witnesses.len(), 2);
+    assert_eq!(witnesses[0]["name"], w1.client().name());
+    assert_eq!(witnesses[0]["cosigned_size"], latest["size"]);
+    assert_eq!(witnesses[1]["refusals"], 0);
+    audit.stop().await.unwrap();
+    stop.send(true).unwrap();
+    within("the stop", task).await.unwrap().unwrap();
+    w1.shutdown().await;
+    w2.shutdown().await;
 }

@@ -239,6 +239,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         .print(),
     );
     witness_figures(work.path(), &mut figures).await?;
+    figures.push(crate::checkpoints::per_1000_decisions(&work.path().join("demo"), 300).await?);
     Ok(figures)
 }
 

@@ -4,6 +4,7 @@
 //! progress goes to standard error.
 
 pub mod audit;
+pub mod checkpoints;
 pub mod dashboard;
 pub mod e2e;
 pub mod log;

@@ -228,9 +228,12 @@
       h('span', { class: 'integrity-mark', 'aria-hidden': 'true' }, mark),
       h('span', { class: 'integrity-text' }, st === 'ok' ? 'verified' : st === 'bad' ? `not verified: ${text}` : text),
       isNum(it.age_seconds) ? h('span', { class: 'integrity-age' }, 'age ', num('integrity.age_seconds', it.age_seconds), ' s') : null);
+    const refusing = (Array.isArray(it.witnesses) ? it.witnesses : []).filter((w) => w.alarm);
     fill($('integrity-alert'), st === 'bad' ? h('div', { class: 'alert', role: 'alert' },
       h('strong', null, 'Log integrity: the latest signed checkpoint did not verify. '), text, ' ',
-      h('span', { class: 'muted' }, it.checked_at ? `(checked ${utc(it.checked_at)})` : '')) : null);
+      h('span', { class: 'muted' }, it.checked_at ? `(checked ${utc(it.checked_at)})` : '')) : null,
+      refusing.length ? h('div', { class: 'alert', role: 'alert' },
+        h('strong', null, 'Witness alarm: '), refusing.map((w, i) => [i ? '; ' : '', h('code', null, w.name), ' refused: ', String(w.last_error || 'refused')])) : null);
     const f = d.filter || {};
     $('range').textContent = `${f.office ? `Office ${f.office}` : 'All offices'} · ${WINDOW_TEXT[f.window] || f.window || ''}` +
       (f.from ? ` · ${utc(f.from)} → ${utc(d.as_of)}` : d.as_of ? ` · as of ${utc(d.as_of)}` : '');
@@ -393,7 +396,34 @@
         h('dt', null, 'Size'), h('dd', null, isNum(it.checkpoint_size) ? [num('integrity.checkpoint_size', it.checkpoint_size), ' entries'] : '—'),
         h('dt', null, 'Age'), h('dd', null, isNum(it.age_seconds) ? [num('integrity.age_seconds', it.age_seconds), ' s ', h('span', { class: 'muted' }, `(${duration(it.age_seconds)})`)] : '—'),
         h('dt', null, 'Root'), h('dd', null, h('code', { class: 'root', title: it.root || '' }, it.root || '—')),
-        h('dt', null, 'Checked'), h('dd', null, utc(it.checked_at))));
+        h('dt', null, 'Checked'), h('dd', null, utc(it.checked_at))),
+      renderWitnesses(it));
+  }
+
+  // The checkpointer's witnesses: cosignatures against the quorum, and each one's state.
+  function renderWitnesses(it) {
+    const ws = Array.isArray(it.witnesses) ? it.witnesses : [];
+    if (!ws.length) return [h('h3', { class: 'sub' }, 'Witnesses'), empty('No witnesses configured: checkpoints are signed by this deployment alone.')];
+    const short = isNum(it.cosignatures) && isNum(it.witness_quorum) && it.cosignatures < it.witness_quorum;
+    return [
+      h('h3', { class: 'sub' }, 'Witnesses'),
+      h('p', { class: short ? 'warn-t' : 'muted' }, 'Latest checkpoint cosigned by ', num('integrity.cosignatures', it.cosignatures),
+        ' of ', num('integrity.witness_quorum', it.witness_quorum), ' required'),
+      h('table', { class: 'data witnesses' },
+        h('caption', { class: 'vh' }, 'Witnesses: last cosigned size, refusals and failures'),
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Witness'), h('th', { scope: 'col' }, 'State'),
+          h('th', { scope: 'col', class: 'r' }, 'Cosigned size'), h('th', { scope: 'col', class: 'r' }, 'Refusals'),
+          h('th', { scope: 'col', class: 'r' }, 'Failures'), h('th', { scope: 'col' }, 'Last error'))),
+        h('tbody', null, ws.map((w) => {
+          const st = w.alarm ? ['bad-t', '✗ refused'] : w.last_error ? ['warn-t', w.resting ? 'down (resting)' : 'down'] : ['ok-t', '✓ cosigning'];
+          return h('tr', { 'data-witness': w.name },
+            h('th', { scope: 'row' }, h('code', { title: w.url || '' }, w.name)),
+            h('td', null, h('span', { class: st[0] }, st[1])),
+            h('td', { class: 'r' }, num(`integrity.witnesses.${w.name}.cosigned_size`, w.cosigned_size)),
+            h('td', { class: 'r' }, num(`integrity.witnesses.${w.name}.refusals`, w.refusals)),
+            h('td', { class: 'r' }, num(`integrity.witnesses.${w.name}.failures`, w.failures)),
+            h('td', null, w.last_error ? h('span', { class: 'muted' }, String(w.last_error)) : '—'));
+        })))];
   }
 
   function render(d) {

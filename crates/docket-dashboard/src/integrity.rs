@@ -12,6 +12,12 @@
 //!
 //! The proofs come from the audit service ([`docket_bus::AuditHandler`]: in process in
 //! `docket up`, or [`docket_bus::NatsAudit`] over NATS); none of the checks trusts it.
+//!
+//! Beside the checkpoint, the panel shows the witnesses as the checkpointer reports them
+//! ([`WitnessHealth`]): how many cosigned the latest checkpoint against the quorum, and for each
+//! the size it last cosigned, its refusals (alarms) and failures (down). That part is the
+//! checkpointer's report, for the operator; the cosignatures themselves are an auditor's to check
+//! (`docket audit verify --witness-vkey`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -20,9 +26,58 @@ use docket_audit::tree::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use docket_audit::CheckpointVerifier;
 use docket_bus::{AuditHandler, AuditQuery};
 use docket_log::EventLog;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::view::Integrity;
+
+/// One witness of the checkpointer, as it reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessHealth {
+    /// The witness key's name.
+    pub name: String,
+    /// Where the checkpointer asks it.
+    #[serde(default)]
+    pub url: String,
+    /// The size it last cosigned for this log, if known.
+    #[serde(default)]
+    pub cosigned_size: Option<u64>,
+    /// Cosignatures it gave since the checkpointer started.
+    #[serde(default)]
+    pub cosignatures: u64,
+    /// Checkpoints it refused since then: each an alarm.
+    #[serde(default)]
+    pub refusals: u64,
+    /// Checkpoints it did not answer (down, timed out, a bad answer).
+    #[serde(default)]
+    pub failures: u64,
+    /// Whether its last answer was a refusal.
+    #[serde(default)]
+    pub alarm: bool,
+    /// Whether the checkpointer leaves it alone for now after a failure or refusal.
+    #[serde(default)]
+    pub resting: bool,
+    /// What went wrong the last time, if its last answer was not a cosignature.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The witness part of the audit service's checkpoint answer.
+fn witnesses_of(report: &mut Integrity, answer: &Value) {
+    report.cosignatures = answer
+        .get("cosignatures")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok());
+    report.witness_quorum = answer
+        .get("witness_quorum")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok());
+    report.witnesses = answer
+        .get("witnesses")
+        .cloned()
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default();
+}
 
 /// Checks the latest checkpoint; remembers the last one verified.
 #[derive(Debug)]
@@ -110,6 +165,7 @@ impl<A: AuditHandler> IntegrityCheck<A> {
             checked_at: Some(now),
             ..Integrity::default()
         };
+        witnesses_of(&mut report, &latest);
         let signed = match self.verifier.open(note) {
             Ok(signed) => signed,
             Err(e) => {

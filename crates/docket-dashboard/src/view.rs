@@ -237,6 +237,15 @@ pub struct Integrity {
     pub age_seconds: Option<f64>,
     /// When the dashboard last checked.
     pub checked_at: Option<DateTime<Utc>>,
+    /// Witness cosignatures on the latest checkpoint the checkpointer signed, as it reports.
+    #[serde(default)]
+    pub cosignatures: Option<usize>,
+    /// How many a checkpoint should carry.
+    #[serde(default)]
+    pub witness_quorum: Option<usize>,
+    /// Each witness as the checkpointer reports it.
+    #[serde(default)]
+    pub witnesses: Vec<crate::integrity::WitnessHealth>,
 }
 
 /// The overview: aggregates only.

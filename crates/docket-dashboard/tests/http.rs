@@ -1,6 +1,7 @@
 //! The dashboard over HTTP on a real socket, with a real checkpointer signing the log it shows:
 //! the JSON API and its errors, the drill-down's roles, the page, OpenAPI, metrics, live updates
-//! and the integrity check (and its failure with the wrong key).
+//! and the integrity check (and its failure with the wrong key), with the checkpointer's
+//! witnesses (one real witness on 127.0.0.1, one down).
 
 use std::time::Duration;
 
@@ -83,23 +84,38 @@ struct System {
 /// The demo's log, a checkpointer signing it, and the dashboard served on a free port, checking
 /// checkpoints with `vkey` (the signer's own unless given).
 async fn system(dir: &std::path::Path, vkey: Option<&str>) -> System {
+    let (skey, _) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    system_with(dir, vkey, &skey, |config| config).await
+}
+
+/// [`system`] with the checkpointer's key and configuration chosen by the caller.
+async fn system_with(
+    dir: &std::path::Path,
+    vkey: Option<&str>,
+    skey: &str,
+    configure: impl FnOnce(CheckpointerConfig) -> CheckpointerConfig,
+) -> System {
     let log = file_log(&dir.join("log")).await;
     let checkpoints = AnyCheckpoints::File(log.checkpoints().unwrap());
     run_demo(log.clone(), checkpoints.clone(), 12, 40).await;
-    let (skey, own_vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
-    let signer = CheckpointSigner::new(&skey).unwrap();
+    let signer = CheckpointSigner::new(skey).unwrap();
+    let own_vkey = signer.vkey().to_owned();
     let (stop, stopped) = watch::channel(false);
     let (checkpointer, checkpointer_task) = Checkpointer::start(
-        CheckpointerConfig {
-            every_commits: 50,
-            every: Duration::from_millis(200),
-        },
+        configure(CheckpointerConfig::every(50, Duration::from_millis(200))),
         log.clone(),
         CheckpointStore::new(log.audit_records().unwrap()),
         signer,
         dir.join("tree"),
         stopped.clone(),
     );
+    // It declares its cadence in the log first: the head below includes that commit.
+    let mut status = checkpointer.watch_status();
+    tokio::time::timeout(Duration::from_secs(20), status.wait_for(|s| s.started))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(status);
     let api = AuditApi {
         checkpointer,
         log: AnyLog::File(log.clone()),
@@ -324,6 +340,86 @@ async fn the_api_serves_the_projection_and_refuses_bad_requests() {
     );
 
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integrity_panel_shows_the_witnesses_cosigning_and_down() {
+    use docket_audit::witness::{
+        generate_witness_key, WitnessClient, WitnessConfig, WitnessSigner,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (skey, vkey) = docket_audit::note::generate_key("docket.test/log").unwrap();
+    let suffix = format!("{:08x}", uuid::Uuid::new_v4().as_u128() as u32);
+    let (up_skey, up_vkey) = generate_witness_key(&format!("witness.test/up-{suffix}")).unwrap();
+    let (_, down_vkey) = generate_witness_key(&format!("witness.test/down-{suffix}")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_witness, witness_stopped) = watch::channel(false);
+    let witness = tokio::spawn(docket_audit::witness::serve(
+        listener,
+        WitnessConfig {
+            signer: WitnessSigner::new(&up_skey).unwrap(),
+            log_vkeys: vec![vkey],
+            state_dir: dir.path().join("witness"),
+        },
+        witness_stopped,
+    ));
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let clients = vec![
+        WitnessClient::new(&up_url, &up_vkey).unwrap(),
+        WitnessClient::new(&format!("http://127.0.0.1:{down_port}"), &down_vkey).unwrap(),
+    ];
+    let s = system_with(dir.path(), None, &skey, |config| CheckpointerConfig {
+        witnesses: clients,
+        witness_quorum: 2,
+        witness_timeout: Duration::from_millis(500),
+        ..config
+    })
+    .await;
+    let head = s.dashboard.projection().position();
+    let integrity = s.integrity(head).await;
+    assert_eq!(integrity["verified"], true, "{integrity}");
+    assert_eq!(integrity["cosignatures"], 1, "{integrity}");
+    assert_eq!(integrity["witness_quorum"], 2, "{integrity}");
+    let witnesses = integrity["witnesses"].as_array().unwrap();
+    assert_eq!(witnesses.len(), 2, "{integrity}");
+    let (up, down) = (&witnesses[0], &witnesses[1]);
+    assert_eq!(up["name"], format!("witness.test/up-{suffix}"));
+    assert_eq!(up["cosigned_size"], head, "{integrity}");
+    assert_eq!(up["last_error"], Value::Null, "{integrity}");
+    assert_eq!(down["cosigned_size"], Value::Null, "{integrity}");
+    assert!(down["failures"].as_u64().unwrap() >= 1, "{integrity}");
+    assert_eq!(down["alarm"], false, "{integrity}");
+    assert!(
+        down["last_error"].as_str().unwrap().contains("unreachable"),
+        "{integrity}"
+    );
+    // The page renders them (the panel's code reads these fields).
+    let (_, _, script) = get(s.addr, "/app.js", &[]).await;
+    for field in [
+        "it.witnesses",
+        "cosigned_size",
+        "refusals",
+        "failures",
+        "witness_quorum",
+    ] {
+        assert!(script.contains(field), "app.js shows {field}");
+    }
+    // And /metrics, labelled by witness.
+    let (_, _, metrics) = get(s.addr, "/metrics", &[]).await;
+    assert!(
+        metrics.contains(&format!(
+            "docket_witness_up{{witness=\"witness.test/down-{suffix}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    s.stop().await;
+    stop_witness.send(true).unwrap();
+    witness.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,8 @@
 //! here, next to the registry, so their names and help texts live in one place; the catalogue is
 //! in `docs/dashboard.md`.
 
+pub mod checkpoints;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};

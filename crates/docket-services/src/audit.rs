@@ -1,5 +1,6 @@
-//! The audit service: answers the audit queries (the latest or a covering signed checkpoint,
-//! inclusion and consistency proofs from the checkpointer's tree, a receipt for any position)
+//! The audit service: answers the audit queries (the latest or a covering signed checkpoint with
+//! the witnesses' state, inclusion and consistency proofs from the checkpointer's tree, a
+//! receipt for any position)
 //! over NATS as [`docket_bus::AuditHandler`], and for the embedded HTTP endpoint.
 
 use std::time::Duration;
@@ -77,8 +78,16 @@ impl AuditApi {
                         Some(position) => Some(cp.checkpoint_covering(position).await?),
                         None => cp.latest(),
                     };
+                    // With the witnesses as the checkpointer sees them, for the dashboard.
+                    let status = cp.status();
                     match signed {
-                        Some(s) => json!({ "note": s.note, "size": s.checkpoint.size }),
+                        Some(s) => json!({
+                            "note": s.note,
+                            "size": s.checkpoint.size,
+                            "cosignatures": status.cosignatures,
+                            "witness_quorum": status.witness_quorum,
+                            "witnesses": status.witnesses,
+                        }),
                         None => Value::Null,
                     }
                 }

@@ -1,6 +1,7 @@
 //! The command handler: a decoded command in, the executor's result (or a structured error) out.
 //! With a checkpointer, the acknowledgement of a review request and the recording of a decision
-//! carry a receipt: proof, against a signed checkpoint, that the log holds the commit.
+//! carry a receipt: proof, against the cadence checkpoint that covers the commit (cosigned by the
+//! witnesses that answered), that the log holds the commit.
 
 use std::time::Duration;
 
@@ -37,8 +38,9 @@ pub enum ReceiptSource {
     Remote(docket_bus::NatsClient),
 }
 
-/// How long a reply waits for its receipt (a checkpoint signed over the new commit) before it
-/// goes out without one.
+/// How long a reply waits for its receipt before it goes out without one. The receipt rests on
+/// the checkpointer's next cadence checkpoint covering the commit (100 ms by default, plus the
+/// witnesses' cosignatures, at most their 2 s timeout); nothing signs one for this reply alone.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The commands whose replies carry a receipt.

@@ -1,5 +1,7 @@
 //! `docket up` and `docket serve`: wiring the log, the world, the executor and the services.
 
+mod checkpoints;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use docket_service::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
 use crate::signal::shutdown_signal;
+use checkpoints::{finish_checkpointer, CheckpointArgs, CheckpointerTask};
 
 /// Where notifications go; without a webhook the notification service does not run.
 #[derive(Debug, clap::Args)]
@@ -71,94 +74,6 @@ async fn finish_notifications(
         task.await.context("the notification service panicked")??;
     }
     Ok(())
-}
-
-/// How the log's checkpoints are signed.
-#[derive(Debug, clap::Args)]
-pub(crate) struct CheckpointArgs {
-    /// The checkpoint signer key (from `docket audit keygen`). Default: `checkpoint.key` in the
-    /// audit directory, made on first start (its public key is printed and written beside it).
-    #[arg(long, env = "DOCKET_CHECKPOINT_KEY")]
-    checkpoint_key: Option<PathBuf>,
-    /// The log's origin for a key made on first start (the first line of every checkpoint).
-    #[arg(long, default_value = "docket.local/log")]
-    origin: String,
-    /// The checkpointer's directory (its tree cache, and a key made on first start). Default:
-    /// `audit` in the data directory (embedded), `./docket-audit` (with --nats).
-    #[arg(long, env = "DOCKET_AUDIT_DIR")]
-    audit_dir: Option<PathBuf>,
-    /// Sign a checkpoint once this many commits were added since the last.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_every_commits: u64,
-    /// Sign a checkpoint this often (seconds) when the log grew.
-    #[arg(long, default_value_t = 10)]
-    checkpoint_every_secs: u64,
-}
-
-type CheckpointerTask = tokio::task::JoinHandle<Result<(), docket_audit::AuditError>>;
-
-impl CheckpointArgs {
-    /// Loads the signer key, or makes one on first start when none was named.
-    fn signer(&self, audit_dir: &std::path::Path) -> Result<docket_audit::CheckpointSigner> {
-        let path = match &self.checkpoint_key {
-            Some(path) => path.clone(),
-            None => {
-                let path = audit_dir.join("checkpoint.key");
-                if !path.exists() {
-                    let (skey, vkey) = docket_audit::note::generate_key(&self.origin)?;
-                    crate::audit::write_key_pair(audit_dir, &skey, &vkey)?;
-                    eprintln!(
-                        "docket: made the checkpoint key {} (origin {}); verifier key, for auditors: {vkey}",
-                        path.display(),
-                        self.origin
-                    );
-                }
-                path
-            }
-        };
-        let skey = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the checkpoint key {}", path.display()))?;
-        docket_audit::CheckpointSigner::new(&skey)
-            .with_context(|| format!("the checkpoint key {}", path.display()))
-    }
-
-    /// Starts the checkpointer over `log`, storing checkpoints in `records`.
-    fn start<L: EventLog + Clone + Send + Sync + 'static>(
-        &self,
-        log: L,
-        records: docket_log::AnyRecords,
-        audit_dir: PathBuf,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask, String)> {
-        let signer = self.signer(&audit_dir)?;
-        let vkey = signer.vkey().to_owned();
-        let config = docket_audit::CheckpointerConfig {
-            every_commits: self.checkpoint_every_commits.max(1),
-            every: Duration::from_secs(self.checkpoint_every_secs.max(1)),
-        };
-        eprintln!(
-            "docket: signing checkpoints as {} every {} commits or {} s; verifier key {}",
-            signer.origin(),
-            config.every_commits,
-            config.every.as_secs(),
-            signer.vkey()
-        );
-        let (handle, task) = docket_audit::Checkpointer::start(
-            config,
-            log,
-            docket_audit::CheckpointStore::new(records),
-            signer,
-            audit_dir.join("tree"),
-            shutdown,
-        );
-        Ok((handle, task, vkey))
-    }
-}
-
-async fn finish_checkpointer(task: CheckpointerTask) -> Result<()> {
-    task.await
-        .context("the checkpointer panicked")?
-        .context("the checkpointer stopped")
 }
 
 /// Where the dashboard keeps its snapshot.
@@ -354,8 +269,11 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             checkpoints.clone(),
             shutdown.clone(),
         )?;
+        // The checkpointer stops last, once the services finished, so that its final
+        // checkpoint covers every commit they made.
+        let (stop_checkpointer, checkpointer_shutdown) = watch::channel(false);
         let (checkpointer, checkpointer_task, audit, api, vkey) =
-            nats_audit(url, log.clone(), &args.checkpoints, shutdown.clone()).await?;
+            nats_audit(url, log.clone(), &args.checkpoints, checkpointer_shutdown).await?;
         let integrity = docket_dashboard::IntegrityCheck::new(api.clone(), &vkey)
             .map_err(anyhow::Error::msg)?;
         let (dashboard, dashboard_task) = args
@@ -403,6 +321,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         }
         audit.stop().await?;
         finish_dashboard(dashboard_task).await?;
+        stop_checkpointer.send_replace(true);
         finish_checkpointer(checkpointer_task).await?;
         return finish_notifications(notify).await;
     }
@@ -429,9 +348,13 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         log.audit_records()
             .context("opening the checkpoint records")?,
     );
+    // The checkpointer stops last, once the services finished, so that its final checkpoint
+    // covers every commit they made: an export taken after `docket up` stops is signed to its
+    // end.
+    let (stop_checkpointer, checkpointer_shutdown) = watch::channel(false);
     let (checkpointer, checkpointer_task, vkey) =
         args.checkpoints
-            .start(log.clone(), records, audit_dir, shutdown.clone())?;
+            .start(log.clone(), records, audit_dir, checkpointer_shutdown)?;
     let audit = docket_services::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::File(log.clone()),
@@ -481,6 +404,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     background.finish().await?;
     finish_notifications(notify).await?;
     finish_dashboard(dashboard_task).await?;
+    stop_checkpointer.send_replace(true);
     finish_checkpointer(checkpointer_task).await?;
     log.close().await?;
     Ok(())

@@ -7,9 +7,15 @@ use std::time::Duration;
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
 fn up(data: &std::path::Path) -> (Child, String) {
+    up_with(data, &[])
+}
+
+/// Starts `docket up` on a free port with more flags; returns the process and its HTTP URL.
+fn up_with(data: &std::path::Path, flags: &[&str]) -> (Child, String) {
     let mut child = crate::docket_cmd()
         .args(["up", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -245,6 +251,219 @@ fn sigterm_stops_docket_up_cleanly() {
         "the registration survived: {reply}"
     );
     stop(child);
+}
+
+#[test]
+fn a_clean_stop_signs_the_tail_so_an_export_after_it_has_no_unsigned_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A cadence that never comes round during the test: only the final checkpoint can sign
+    // these commits.
+    let (mut child, url) = up_with(
+        &data,
+        &[
+            "--checkpoint-every-ms",
+            "3600000",
+            "--checkpoint-every-commits",
+            "1000000",
+        ],
+    );
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    for person in ["0d", "0e", "0f"] {
+        let (ok, reply) = send(
+            &url,
+            fod,
+            "officer.register",
+            &[
+                &format!("person=00000000-0000-0000-0000-0000000000{person}"),
+                "office=BOS",
+                "role=officer",
+            ],
+        );
+        assert!(ok, "{reply}");
+    }
+    terminate(&mut child);
+
+    let export = dir.path().join("export");
+    let exported = crate::docket_cmd()
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    // The cadence's declaration and the three registrations.
+    let head = exported["manifest"]["head"].as_u64().unwrap();
+    assert_eq!(head, 4, "{exported}");
+    assert_eq!(exported["manifest"]["checkpoints"], 1, "{exported}");
+    let note = std::fs::read_to_string(export.join("checkpoints").join(format!("{head:020}.note")))
+        .unwrap_or_else(|e| panic!("no checkpoint of the head {head}: {e}"));
+    assert_eq!(note.lines().nth(1), Some(head.to_string().as_str()));
+}
+
+/// A process killed when the test ends, passed or not (with its standard output, kept open so
+/// that what it prints later does not fail).
+struct Killed(
+    Child,
+    #[allow(dead_code)] Option<BufReader<std::process::ChildStdout>>,
+);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `docket witness serve` for the log of `log_vkey`; returns it, its URL and its vkey.
+fn witness(dir: &std::path::Path, name: &str, log_vkey: &str) -> (Killed, String, String) {
+    let out = crate::docket_cmd()
+        .args(["witness", "keygen", "--name", name, "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut child = crate::docket_cmd()
+        .args(["witness", "serve", "--listen", "127.0.0.1:0", "--key"])
+        .arg(dir.join("witness.key"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["--log-vkey", log_vkey])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (Killed(child, Some(stdout)), url, vkey)
+}
+
+#[test]
+fn docket_up_with_two_witnesses_stores_checkpoints_both_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (skey, log_vkey) = docket_audit::note::generate_key("docket.test/witnessed").unwrap();
+    let key = dir.path().join("log.key");
+    std::fs::write(&key, format!("{skey}\n")).unwrap();
+    let (w1_dir, w2_dir) = (dir.path().join("w1"), dir.path().join("w2"));
+    let (_w1, url1, vkey1) = witness(&w1_dir, "witness.test/cli-one", &log_vkey);
+    let (_w2, url2, vkey2) = witness(&w2_dir, "witness.test/cli-two", &log_vkey);
+    let key_flag = key.display().to_string();
+    let one = format!("{url1}=@{}", w1_dir.join("witness.vkey").display());
+    let two = format!("{url2}={vkey2}");
+    // More witnesses required than configured: refused at the start.
+    let refused = crate::docket_cmd()
+        .args(["up", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("refused"))
+        .args(["--checkpoint-key", &key_flag, "--witness", &one])
+        .args(["--witness-quorum", "2"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--witness-quorum 2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let (child, url) = up_with(
+        &data,
+        &[
+            "--checkpoint-key",
+            &key_flag,
+            "--witness",
+            &one,
+            "--witness",
+            &two,
+        ],
+    );
+    let mut child = Killed(child, None);
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-0000000000d1",
+            "office=BOS",
+            "role=officer",
+        ],
+    );
+    assert!(ok, "{reply}");
+    // Both witnesses answer: /metrics says so, and so does the dashboard's integrity panel.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = http_get(&url, "/metrics");
+        let up =
+            |name: &str| metrics.contains(&format!("docket_witness_up{{witness=\"{name}\"}} 1"));
+        if up("witness.test/cli-one") && up("witness.test/cli-two") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let integrity = loop {
+        let overview: serde_json::Value =
+            serde_json::from_str(&http_get(&url, "/api/v1/dashboard/overview")).unwrap();
+        if overview["integrity"]["verified"] == true {
+            break overview["integrity"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{overview}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(integrity["witness_quorum"], 2, "{integrity}");
+    assert_eq!(integrity["cosignatures"], 2, "{integrity}");
+    assert_eq!(
+        integrity["witnesses"].as_array().unwrap().len(),
+        2,
+        "{integrity}"
+    );
+    terminate(&mut child.0);
+
+    // Every checkpoint stored, the final one too, carries both cosignatures.
+    let export = dir.path().join("export");
+    let exported = crate::docket_cmd()
+        .args(["audit", "export", "--json", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    let head = exported["manifest"]["head"].as_u64().unwrap();
+    let notes: Vec<_> = std::fs::read_dir(export.join("checkpoints"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(!notes.is_empty());
+    for vkey in [&vkey1, &vkey2] {
+        let verifier = docket_audit::witness::CosignatureVerifier::new(vkey).unwrap();
+        for note in &notes {
+            verifier.verify(note).unwrap();
+        }
+    }
+    assert!(export
+        .join("checkpoints")
+        .join(format!("{head:020}.note"))
+        .exists());
 }
 
 #[test]
