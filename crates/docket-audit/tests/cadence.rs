@@ -170,7 +170,13 @@ async fn a_clean_stop_signs_a_final_checkpoint_over_the_head() {
         .map(|c| c.signed.note)
         .collect();
     let out = dir.path().join("export");
-    let summary = docket_audit::export(&log, &notes, None, &out, |_, _| {})
+    let options = docket_audit::export::ExportOptions {
+        checkpoints: &notes,
+        proofs: &[],
+        upto: None,
+        signer: None,
+    };
+    let summary = docket_audit::export(&log, &options, &out, |_, _| {})
         .await
         .unwrap();
     assert_eq!(
