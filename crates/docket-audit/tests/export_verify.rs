@@ -9,7 +9,8 @@ use std::time::Duration;
 use docket_audit::export::{checkpoint_file_name, CHECKPOINTS_DIR, SEGMENTS_DIR};
 use docket_audit::tree::Tree;
 use docket_audit::{
-    export, verify, CheckpointSigner, CheckpointVerifier, ExportError, VerifyOptions,
+    export, verify, CheckpointSigner, CheckpointVerifier, ExportError, ExportOptions,
+    ExportSummary, VerifyOptions,
 };
 use docket_bus::{Client, LocalBus};
 use docket_demo::DemoConfig;
@@ -132,17 +133,21 @@ pub async fn all_commits(log: &FileLog) -> Vec<RecordedCommit> {
 }
 
 /// Exports `log` into `dir` with the given checkpoint notes, the manifest signed by `skey`.
-/// (This branch's export signs no manifest, so `skey` is not used yet; main's `export_signed`
-/// has the same signature.)
 pub async fn export_signed(
     log: &impl EventLog,
     notes: &[String],
     skey: &str,
     upto: Option<u64>,
     dir: &Path,
-) -> Result<docket_audit::ExportSummary, ExportError> {
-    let _ = skey;
-    export(log, notes, upto, dir, |_, _| {}).await
+) -> Result<ExportSummary, ExportError> {
+    let signer = CheckpointSigner::new(skey).unwrap();
+    let options = ExportOptions {
+        checkpoints: notes,
+        upto,
+        signer: Some(&signer),
+        ..ExportOptions::default()
+    };
+    export(log, &options, dir, |_, _| {}).await
 }
 
 /// Signed checkpoints of the given sizes over `commits`.
@@ -175,7 +180,7 @@ fn build_fixture() -> Fixture {
         let notes = sign(&commits, &skey, &sizes);
         let export_dir = tempfile::tempdir().unwrap();
         let export_path = export_dir.path().join("export");
-        let summary = export(&log, &notes, None, &export_path, |_, _| {})
+        let summary = export_signed(&log, &notes, &skey, None, &export_path)
             .await
             .unwrap();
         assert_eq!(summary.manifest.head, n);
@@ -326,7 +331,14 @@ async fn export_up_to_a_position_keeps_only_checkpoints_within_it_and_refuses_a_
     let notes = sign(&commits, &skey, &[10, 30, 50]);
     let out = tempfile::tempdir().unwrap();
     let mut calls = Vec::new();
-    let summary = export(&log, &notes, Some(30), out.path(), |done, total| {
+    let signer = CheckpointSigner::new(&skey).unwrap();
+    let options = ExportOptions {
+        checkpoints: &notes,
+        upto: Some(30),
+        signer: Some(&signer),
+        ..ExportOptions::default()
+    };
+    let summary = export(&log, &options, out.path(), |done, total| {
         calls.push((done, total))
     })
     .await
@@ -346,7 +358,7 @@ async fn export_up_to_a_position_keeps_only_checkpoints_within_it_and_refuses_a_
     assert!(report.to_string().contains("no domain commits"), "{report}");
 
     // The directory is used now.
-    let again = export(&log, &notes, None, out.path(), |_, _| {}).await;
+    let again = export_signed(&log, &notes, &skey, None, out.path()).await;
     assert!(matches!(again, Err(ExportError::NotEmpty(_))), "{again:?}");
     // A checkpoint whose size the export does not reach is named.
     std::fs::copy(
