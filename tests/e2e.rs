@@ -146,6 +146,9 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
             &server.url(),
             "--vkey",
             &vkey,
+            // The deployment is running: commits after its latest cadence checkpoint are
+            // unsigned yet, and the report counts them.
+            "--allow-unsigned-tail",
         ])
         .output()
         .unwrap();

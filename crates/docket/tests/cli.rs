@@ -440,13 +440,18 @@ fn docket_up_with_two_witnesses_stores_checkpoints_both_cosigned() {
     // Every checkpoint stored, the final one too, carries both cosignatures.
     let export = dir.path().join("export");
     let exported = crate::docket_cmd()
-        .args(["audit", "export", "--json", "--data-dir"])
+        .args(["audit", "export", "--json", "--checkpoint-key", &key_flag])
+        .arg("--data-dir")
         .arg(&data)
         .arg("--out")
         .arg(&export)
         .output()
         .unwrap();
-    assert!(exported.status.success());
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     let exported: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
     let head = exported["manifest"]["head"].as_u64().unwrap();
     let notes: Vec<_> = std::fs::read_dir(export.join("checkpoints"))
