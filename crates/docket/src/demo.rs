@@ -41,6 +41,11 @@ pub(crate) struct DemoArgs {
     /// Encode command bodies in postcard instead of JSON.
     #[arg(long)]
     postcard: bool,
+    /// The embedded deployment's data directory, read (without taking it over) after the run so
+    /// the summary reports what the log holds, not what was planned. Over NATS the log stream
+    /// is read instead.
+    #[arg(long, default_value = "docket-data")]
+    data_dir: std::path::PathBuf,
     #[command(flatten)]
     key: crate::tokens::IssuerArgs,
 }
@@ -65,7 +70,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
             .and_utc();
     }
     let issuer = args.key.issuer()?;
-    let summary = match &args.nats {
+    let mut summary = match &args.nats {
         Some(url) => {
             let client = docket_bus::connect(url, "docket-demo").await.map_err(|e| {
                 anyhow!(
@@ -92,6 +97,18 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
             .await?
         }
     };
+    match read_log(&args).await {
+        Ok(world) => {
+            summary.read_back(world.cases.values().map(|(_, case)| case));
+            if summary.recorded.as_ref().is_some_and(|r| r.cases == 0) {
+                eprintln!(
+                    "docket demo: the log read back holds none of this run's cases (is {} the data directory of the system driven? --data-dir)",
+                    args.data_dir.display()
+                );
+            }
+        }
+        Err(e) => eprintln!("docket demo: the summary shows the plan, not the log: {e:#}"),
+    }
     println!("{summary}");
     if summary.unexpected_total() > 0 {
         bail!(
@@ -100,6 +117,58 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The log of the system driven, folded as the services fold it: the log stream over NATS, or
+/// the embedded deployment's segment files read as they stand (every acknowledged commit is on
+/// disk; a frame still being written at the tail ends the read).
+async fn read_log(args: &DemoArgs) -> Result<docket_service::WorldView> {
+    let mut world = docket_service::WorldView::default();
+    let mut fold = |position: u64, bytes: bytes::Bytes| -> Result<()> {
+        let commit = docket_log::commit::decode(&bytes)
+            .map_err(|e| anyhow!("the commit at position {position}: {e}"))?;
+        world
+            .apply(&docket_log::RecordedCommit {
+                position,
+                commit,
+                bytes,
+            })
+            .map_err(|e| anyhow!("the commit at position {position}: {e}"))
+    };
+    match &args.nats {
+        Some(url) => {
+            let log = docket_log::jetstream::JetStreamLog::connect_url(url, Default::default())
+                .await
+                .map_err(|e| anyhow!("reading the log stream: {e}"))?;
+            let mut after = 0;
+            loop {
+                let batch = docket_log::EventLog::read_all(&log, after, 4096)
+                    .await
+                    .map_err(|e| anyhow!("reading the log stream: {e}"))?;
+                let Some(last) = batch.last() else { break };
+                after = last.position;
+                for c in batch {
+                    fold(c.position, c.bytes)?;
+                }
+            }
+        }
+        None => {
+            let dir = &args.data_dir;
+            if !dir.is_dir() {
+                bail!("{} is not a directory (--data-dir)", dir.display());
+            }
+            let reader = docket_log::file::export::SegmentReader::open(dir)
+                .map_err(|e| anyhow!("reading {}: {}", dir.display(), e.reason))?;
+            for item in reader {
+                match item {
+                    Ok((position, bytes)) => fold(position, bytes)?,
+                    // The live tail: a frame being written as we read.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    Ok(world)
 }
 
 async fn drive<T: Transport + 'static>(

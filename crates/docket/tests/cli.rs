@@ -570,7 +570,9 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
             "4",
             "--http",
             &url,
+            "--data-dir",
         ])
+        .arg(dir.path())
         .output()
         .unwrap();
     assert!(
@@ -578,6 +580,14 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
         "{}",
         String::from_utf8_lossy(&demo.stderr)
     );
+    // The summary reports what the log holds, read back from the data directory: on today's
+    // clock no guideline version is in force, so the log holds no guidance, whatever was planned.
+    let said = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        said.contains("guidance    in the log: no_version 12"),
+        "{said}"
+    );
+    assert!(said.contains("departures  in the log: 0 of 12"), "{said}");
     // A receipt for a commit, from the running system; it verifies offline with the public
     // key docket up made on first start.
     let receipt = http_get(&url, "/api/v1/audit/receipt?position=40");
