@@ -284,7 +284,7 @@ impl fmt::Display for Report {
         if self.domain_commits == 0 {
             writeln!(
                 f,
-                "  no domain commits (case, officer, representation, review): the process rules had nothing to check"
+                "  no domain commits (case, officer, representation, review): only the rules on every commit ran (commit time order, unique event ids)"
             )?;
         }
         write!(f, "  checks:")?;
