@@ -724,7 +724,7 @@ pub(crate) fn check_commands(
             let what = if ONCE_PER_STREAM.contains(&name) {
                 String::new()
             } else if name == "case.record_attached" || name == "case.source_unavailable" {
-                match docket_service::decode_event(data) {
+                match docket_runtime::decode_event(data) {
                     Ok(DomainEvent::Case(CaseEvent::RecordAttached(e))) => e.record.to_string(),
                     Ok(DomainEvent::Case(CaseEvent::SourceUnavailable(e))) => {
                         format!("{:?}", e.source)

@@ -214,7 +214,7 @@ fn notifications_pending(commits: &[docket_log::RecordedCommit]) -> usize {
 }
 
 const GUIDANCE: Reactions = Reactions {
-    consumer: docket_service::GUIDANCE_CONSUMER,
+    consumer: docket_runtime::GUIDANCE_CONSUMER,
     pending: guidance_pending,
     done_after: |commits, saved| {
         checker::guidance(commits)

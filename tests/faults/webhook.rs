@@ -249,7 +249,7 @@ async fn webhook_slow_then_down_then_back() {
         config.clone(),
         notify_log,
         checkpoints,
-        Arc::new(docket_service::clock::SystemClock),
+        Arc::new(docket_runtime::clock::SystemClock),
         stopped,
     ));
 

@@ -1,5 +1,5 @@
 //! The examples of `docs/api.md` ("Every command, by example"), parsed for the tests that send
-//! them: to the services in process (`crates/docket-services`) and to real `docket` processes
+//! them: to the services in process (`crates/docket-node`) and to real `docket` processes
 //! (`tests/e2e.rs`).
 
 use serde_json::Value;

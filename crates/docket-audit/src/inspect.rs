@@ -13,7 +13,7 @@ use docket_domain::review::{Review, ReviewEvent};
 use docket_domain::values::ANumber;
 use docket_domain::Aggregate;
 use docket_log::RecordedCommit;
-use docket_service::{decode_event, WorldView};
+use docket_runtime::{decode_event, WorldView};
 use serde::Serialize;
 
 use crate::rules::{rederive, ProposalFacts};

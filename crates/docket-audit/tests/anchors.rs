@@ -20,7 +20,7 @@ use docket_log::commit::{self, Commit};
 use docket_log::file::export::SegmentWriter;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::{CommitHash, RecordedCommit};
-use docket_service::{decode_event, encode_event};
+use docket_runtime::{decode_event, encode_event};
 use tempfile::TempDir;
 
 use crate::export_verify::{all_commits, copy_dir, demo_log, export_signed, sign, ORIGIN};

@@ -102,7 +102,7 @@ async fn status_until(
 
 /// The value of the series `series` (name and labels, as rendered) on the process's `/metrics`.
 fn metric(series: &str) -> Option<f64> {
-    let text = docket_service::metrics::render();
+    let text = docket_runtime::metrics::render();
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

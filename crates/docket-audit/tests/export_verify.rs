@@ -18,8 +18,8 @@ use docket_domain::policy::PolicySet;
 use docket_log::file::export::SegmentReader;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::{EventData, EventLog, ExpectedRevision, Metadata, RecordedCommit, StreamId};
-use docket_service::clock::ManualClock;
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::ManualClock;
+use docket_runtime::{Executor, ExecutorConfig, World};
 use tempfile::TempDir;
 
 /// The log's origin in these tests.
@@ -91,7 +91,7 @@ pub async fn demo_log(dir: &Path, pass_deadlines: bool) -> FileLog {
     let clock = ManualClock::new(config.start);
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let services = docket_services::register_local(
+    let services = docket_node::register_local(
         &bus,
         executor,
         checkpoints,

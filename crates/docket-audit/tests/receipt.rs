@@ -299,8 +299,8 @@ async fn receipts_from_the_cadence_path_verify_with_the_public_key_alone_in_proc
         docket_bus::connect(&server.url(), "docket-audit")
             .await
             .unwrap(),
-        docket_services::VERSION,
-        docket_services::AuditApi {
+        docket_node::VERSION,
+        docket_node::AuditApi {
             checkpointer: handle.clone(),
             log: docket_log::AnyLog::JetStream(log.clone()),
         },

@@ -23,7 +23,7 @@ use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::{
     commit, Commit, CommitHash, EventData, Metadata, RecordedCommit, StreamId, StreamLink,
 };
-use docket_service::decode_event;
+use docket_runtime::decode_event;
 use tempfile::TempDir;
 
 use crate::export_verify::{export_signed, fixture, Fixture, ORIGIN};

@@ -289,7 +289,7 @@ fn a_review_left_unacknowledged_past_its_deadline_fails_at_the_request() {
         let commits = all_commits(&log).await;
         // The earliest request whose deadlines were left running, and whether the
         // acknowledgement is among them.
-        let mut world = docket_service::WorldView::default();
+        let mut world = docket_runtime::WorldView::default();
         for c in &commits {
             world.apply(c).unwrap();
         }

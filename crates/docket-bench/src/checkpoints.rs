@@ -14,8 +14,8 @@ use docket_demo::DemoConfig;
 use docket_domain::policy::PolicySet;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::EventLog;
-use docket_service::clock::SystemClock;
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::SystemClock;
+use docket_runtime::{Executor, ExecutorConfig, World};
 
 use crate::Figure;
 
@@ -56,11 +56,11 @@ pub async fn per_1000_decisions(dir: &std::path::Path, cases: usize) -> anyhow::
     let bus = LocalBus::new();
     let (actor_skey, actor_vkey) = docket_bus::token::generate_key();
     let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
-    let services = docket_services::register_local(
+    let services = docket_node::register_local(
         &bus,
         executor,
         checkpoints,
-        Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
+        Some(docket_node::ReceiptSource::Local(checkpointer.clone())),
         docket_bus::token::TokenVerifier::new(&[actor_vkey])?,
         Arc::new(SystemClock),
         stopped,

@@ -30,8 +30,8 @@ use docket_domain::policy::PolicySet;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::EventLog;
 use docket_notify::NotifyConfig;
-use docket_service::clock::{Clock, Jumps};
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::{Clock, Jumps};
+use docket_runtime::{Executor, ExecutorConfig, World};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -372,7 +372,7 @@ async fn decode_once(
             .await
             .context("the subscription ended before the head")??;
         for event in &commit.commit.events {
-            if let Ok(decoded) = docket_service::decode_event(event) {
+            if let Ok(decoded) = docket_runtime::decode_event(event) {
                 std::hint::black_box(&decoded);
             }
             match counts.get_mut(event.type_name.as_str()) {
@@ -427,7 +427,7 @@ async fn make_log(dir: &std::path::Path, options: &Options) -> anyhow::Result<()
     // Every command carries a signed actor token, as in production.
     let (actor_skey, actor_vkey) = docket_bus::token::generate_key();
     let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
-    let services = docket_services::register_local(
+    let services = docket_node::register_local(
         &bus,
         executor,
         checkpoints.clone(),

@@ -20,8 +20,8 @@ use docket_demo::{DemoConfig, DemoSummary};
 use docket_domain::policy::PolicySet;
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
-use docket_service::clock::Clock;
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::Clock;
+use docket_runtime::{Executor, ExecutorConfig, World};
 use futures_util::StreamExt;
 
 use crate::{quantile_us, Figure};
@@ -57,7 +57,7 @@ struct BenchClock {
     start: DateTime<Utc>,
     started: Instant,
     skipped_s: AtomicI64,
-    jumps: docket_service::clock::Jumps,
+    jumps: docket_runtime::clock::Jumps,
 }
 
 impl BenchClock {
@@ -66,7 +66,7 @@ impl BenchClock {
             start,
             started: Instant::now(),
             skipped_s: AtomicI64::new(0),
-            jumps: docket_service::clock::Jumps::default(),
+            jumps: docket_runtime::clock::Jumps::default(),
         }
     }
 
@@ -137,7 +137,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let (actor_skey, actor_vkey) = docket_bus::token::generate_key();
     let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
     let actors = docket_bus::token::TokenVerifier::new(&[actor_vkey])?;
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         let client = docket_bus::connect(&url, &format!("docket-bench-{service}")).await?;
         let log = JetStreamLog::connect_url(&url, log_config.clone())
             .await
@@ -152,7 +152,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         }
         let checkpoints = docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await?));
         let executor = Executor::new(log, world, ExecutorConfig::new(PolicySet::shipped()?));
-        services.push(tokio::spawn(docket_services::run_nats(
+        services.push(tokio::spawn(docket_node::run_nats(
             service,
             client,
             executor,
@@ -166,7 +166,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let review_world = review_world.context("the review service did not start")?;
 
     let client = docket_bus::connect(&url, "docket-bench-e2e").await?;
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         let subject = format!("$SRV.PING.{}", service.micro_name());
         let mut tries = 0;
         while client.request(subject.clone(), Bytes::new()).await.is_err() {

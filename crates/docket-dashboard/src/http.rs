@@ -254,7 +254,7 @@ async fn metrics() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        docket_service::metrics::render(),
+        docket_runtime::metrics::render(),
     )
         .into_response()
 }

@@ -473,7 +473,7 @@ async fn refresh_lag<L: EventLog, C: Checkpoints>(dashboard: &Dashboard, log: &L
             return;
         }
     };
-    docket_service::metrics::set_log_head(head);
+    docket_runtime::metrics::set_log_head(head);
     dashboard
         .shared
         .progress
@@ -494,7 +494,7 @@ async fn refresh_lag<L: EventLog, C: Checkpoints>(dashboard: &Dashboard, log: &L
                 .into_iter()
                 .map(|(consumer, position)| {
                     let lag = head.saturating_sub(position);
-                    docket_service::metrics::set_consumer_lag(&consumer, lag);
+                    docket_runtime::metrics::set_consumer_lag(&consumer, lag);
                     ConsumerLag {
                         consumer,
                         position,

@@ -22,8 +22,8 @@ use docket_domain::review::Stage;
 use docket_domain::values::FieldOffice;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::{AnyCheckpoints, EventLog, RecordedCommit};
-use docket_service::clock::ManualClock;
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::ManualClock;
+use docket_runtime::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
 mod http;
@@ -63,7 +63,7 @@ pub async fn run_demo<L: EventLog + Clone + Send + Sync + 'static>(
     let clock = ManualClock::new(config.start);
     let bus = LocalBus::new();
     let (stop, stopped) = watch::channel(false);
-    let services = docket_services::register_local(
+    let services = docket_node::register_local(
         &bus,
         executor,
         checkpoints,
@@ -243,7 +243,7 @@ fn check_against_the_log(dashboard: &Dashboard, commits: &[RecordedCommit], demo
 
 impl Demo {
     fn clock_now(&self) -> DateTime<Utc> {
-        use docket_service::clock::Clock as _;
+        use docket_runtime::clock::Clock as _;
         self.clock.now()
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use docket_audit::{CheckpointSigner, CheckpointStore, Checkpointer, CheckpointerConfig};
 use docket_dashboard::{Dashboard, DashboardConfig, Filter, IntegrityCheck};
 use docket_log::{AnyCheckpoints, AnyLog, EventLog};
-use docket_services::AuditApi;
+use docket_node::AuditApi;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;

@@ -16,15 +16,15 @@ use docket_demo::{DemoConfig, DemoSummary};
 use docket_domain::policy::PolicySet;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::EventLog;
-use docket_service::clock::ManualClock;
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::ManualClock;
+use docket_runtime::{Executor, ExecutorConfig, World};
 
 struct System {
     bus: LocalBus,
     world: World,
     clock: ManualClock,
     stop: tokio::sync::watch::Sender<bool>,
-    scheduler: docket_services::LocalServices,
+    scheduler: docket_node::LocalServices,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +51,7 @@ async fn system_at(now: chrono::DateTime<chrono::Utc>) -> System {
     let clock = ManualClock::new(now);
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = docket_services::register_local(
+    let scheduler = docket_node::register_local(
         &bus,
         executor,
         checkpoints,

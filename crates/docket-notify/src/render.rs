@@ -11,7 +11,7 @@ use docket_domain::review::{DeadlineKind, Review, ReviewEvent};
 use docket_domain::values::{CaseId, DecisionId, PersonId, ReviewId, ReviewTier, Role};
 use docket_domain::Aggregate;
 use docket_log::RecordedCommit;
-use docket_service::decode_event;
+use docket_runtime::decode_event;
 
 use crate::message::{notification_id, CausedBy, Message, NotificationKind, Recipient};
 

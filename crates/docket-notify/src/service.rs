@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use docket_log::{AnyCheckpoints, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit};
-use docket_service::clock::Clock;
-use docket_service::metrics;
-use docket_service::Checkpoint;
+use docket_runtime::clock::Clock;
+use docket_runtime::metrics;
+use docket_runtime::Checkpoint;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -588,7 +588,7 @@ fn event_id(key: &str, index: usize) -> Uuid {
 }
 
 fn metadata<L>(shared: &Shared<L>, key: String, causation_id: Option<Uuid>) -> Metadata {
-    let actor = docket_service::system_actor();
+    let actor = docket_runtime::system_actor();
     Metadata {
         idempotency_key: Some(key),
         actor: Some(format!("{}/{}", actor.person, actor.role)),

@@ -1,4 +1,4 @@
-//! The audit routes of the HTTP endpoint, over [`docket_services::AuditApi`]: what an auditor or
+//! The audit routes of the HTTP endpoint, over [`docket_node::AuditApi`]: what an auditor or
 //! a requester needs to check the log without trusting the operator.
 
 use axum::extract::{Query, State};
@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use docket_bus::{AuditQuery, BusError};
-use docket_services::AuditApi;
+use docket_node::AuditApi;
 use serde::Deserialize;
 
 pub(crate) fn router(api: AuditApi) -> Router {

@@ -122,8 +122,8 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<()> {
 /// The log of the system driven, folded as the services fold it: the log stream over NATS, or
 /// the embedded deployment's segment files read as they stand (every acknowledged commit is on
 /// disk; a frame still being written at the tail ends the read).
-async fn read_log(args: &DemoArgs) -> Result<docket_service::WorldView> {
-    let mut world = docket_service::WorldView::default();
+async fn read_log(args: &DemoArgs) -> Result<docket_runtime::WorldView> {
+    let mut world = docket_runtime::WorldView::default();
     let mut fold = |position: u64, bytes: bytes::Bytes| -> Result<()> {
         let commit = docket_log::commit::decode(&bytes)
             .map_err(|e| anyhow!("the commit at position {position}: {e}"))?;

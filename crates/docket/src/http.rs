@@ -19,7 +19,7 @@ pub(crate) struct Ops {
     pub(crate) checkpointer: Option<docket_audit::CheckpointerHandle>,
     pub(crate) actors: Option<docket_bus::token::TokenVerifier>,
     /// The services' state, for reading one review (`docket up`; none for a lone dashboard).
-    pub(crate) world: Option<docket_service::World>,
+    pub(crate) world: Option<docket_runtime::World>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -29,7 +29,7 @@ pub(crate) struct Ops {
 /// here.
 pub(crate) fn router(
     bus: Option<LocalBus>,
-    audit: Option<docket_services::AuditApi>,
+    audit: Option<docket_node::AuditApi>,
     ops: Ops,
 ) -> Router {
     let mut router = docket_dashboard::http::router(

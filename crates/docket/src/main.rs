@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Log filter (also RUST_LOG), e.g. `info` or `docket_service=debug`.
+    /// Log filter (also RUST_LOG), e.g. `info` or `docket_runtime=debug`.
     #[arg(long, global = true, env = "DOCKET_LOG", default_value = "info")]
     log: String,
     #[command(subcommand)]

@@ -13,8 +13,8 @@ use docket_domain::policy::PolicySet;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::{AnyCheckpoints, EventLog};
-use docket_service::clock::{SharedClock, SystemClock};
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::{SharedClock, SystemClock};
+use docket_runtime::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
 use crate::signal::shutdown_signal;
@@ -288,14 +288,14 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             .await?;
         let ex = executor(log).await?;
         let mut tasks = Vec::new();
-        for service in docket_services::COMMAND_SERVICES {
+        for service in docket_node::COMMAND_SERVICES {
             let client = docket_bus::connect(url, &format!("docket-{service}")).await?;
-            tasks.push(tokio::spawn(docket_services::run_nats(
+            tasks.push(tokio::spawn(docket_node::run_nats(
                 service,
                 client,
                 ex.clone(),
                 checkpoints.clone(),
-                Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
+                Some(docket_node::ReceiptSource::Local(checkpointer.clone())),
                 actors.clone(),
                 clock(),
                 shutdown.clone(),
@@ -355,7 +355,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let (checkpointer, checkpointer_task, vkey) =
         args.checkpoints
             .start(log.clone(), records, audit_dir, checkpointer_shutdown)?;
-    let audit = docket_services::AuditApi {
+    let audit = docket_node::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::File(log.clone()),
     };
@@ -374,11 +374,11 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let ex = executor(log.clone()).await?;
     let bus = LocalBus::new();
     let world = ex.world().clone();
-    let background = docket_services::register_local(
+    let background = docket_node::register_local(
         &bus,
         ex,
         checkpoints,
-        Some(docket_services::ReceiptSource::Local(checkpointer.clone())),
+        Some(docket_node::ReceiptSource::Local(checkpointer.clone())),
         actors.clone(),
         clock(),
         shutdown.clone(),
@@ -422,7 +422,7 @@ async fn nats_audit(
     docket_audit::CheckpointerHandle,
     CheckpointerTask,
     docket_bus::AuditServiceHandle,
-    docket_services::AuditApi,
+    docket_node::AuditApi,
     String,
 )> {
     let audit_dir = args
@@ -435,13 +435,12 @@ async fn nats_audit(
             .context("opening the checkpoint stream")?,
     ));
     let (checkpointer, task, vkey) = args.start(log.clone(), records, audit_dir, shutdown)?;
-    let api = docket_services::AuditApi {
+    let api = docket_node::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::JetStream(log),
     };
     let client = docket_bus::connect(url, "docket-audit").await?;
-    let handle =
-        docket_bus::serve_audit_nats(client, docket_services::VERSION, api.clone()).await?;
+    let handle = docket_bus::serve_audit_nats(client, docket_node::VERSION, api.clone()).await?;
     Ok((checkpointer, task, handle, api, vkey))
 }
 
@@ -537,7 +536,7 @@ fn serve_metrics(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    docket_service::metrics::render(),
+                    docket_runtime::metrics::render(),
                 )
             }),
         )
@@ -597,8 +596,8 @@ async fn serve_service(
         let handle = docket_bus::serve_nats(
             client,
             service,
-            docket_services::VERSION,
-            docket_services::NoCommands::default(),
+            docket_node::VERSION,
+            docket_node::NoCommands::default(),
         )
         .await?;
         eprintln!(
@@ -617,10 +616,10 @@ async fn serve_service(
         "docket: serving {service} over NATS at {}; Ctrl-C stops",
         docket_log::jetstream::redact_url(&args.nats)
     );
-    let receipts = docket_services::ReceiptSource::Remote(
+    let receipts = docket_node::ReceiptSource::Remote(
         docket_bus::connect(&args.nats, &format!("docket-{service}-receipts")).await?,
     );
-    docket_services::run_nats(
+    docket_node::run_nats(
         service,
         client,
         ex,

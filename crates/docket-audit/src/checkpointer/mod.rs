@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docket_log::{EventLog, Records};
-use docket_service::clock::{SharedClock, SystemClock};
+use docket_runtime::clock::{SharedClock, SystemClock};
 use tokio::sync::{mpsc, oneshot, watch, RwLock};
 use tokio::task::JoinHandle;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use docket_log::{EventLog, Records};
-use docket_service::metrics::checkpoints as metrics;
+use docket_runtime::metrics::checkpoints as metrics;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use docket_service::metrics::checkpoints as metrics;
+use docket_runtime::metrics::checkpoints as metrics;
 use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::RwLock;

@@ -32,7 +32,7 @@ use docket_domain::policy::PolicySet;
 use docket_domain::review::{DeadlineKind, Review};
 use docket_domain::{Aggregate, Deadlines};
 use docket_log::RecordedCommit;
-use docket_service::{decode_event, WorldView};
+use docket_runtime::{decode_event, WorldView};
 
 pub use decisions::{rederive, ProposalFacts, Rederived};
 

@@ -41,7 +41,7 @@ pub fn actor(n: u128, role: Role) -> Actor {
 
 /// The System.
 pub fn system() -> Actor {
-    docket_service::system_actor()
+    docket_runtime::system_actor()
 }
 
 /// A recipient without a language.
@@ -261,7 +261,7 @@ pub fn officer_registered(n: u128) -> DomainEvent {
 /// Appends one event as its own commit, as a service does; returns the event's id.
 pub async fn append<L: EventLog>(log: &L, stream: &str, event: &DomainEvent) -> Uuid {
     let id = Uuid::new_v4();
-    let data = docket_service::encode_event(event, id).unwrap();
+    let data = docket_runtime::encode_event(event, id).unwrap();
     log.append(
         &StreamId::new(stream).unwrap(),
         ExpectedRevision::Any,

@@ -14,7 +14,7 @@ use docket_log::jetstream::JetStreamLog;
 use docket_log::{AnyCheckpoints, Checkpoints, EventLog};
 use docket_notify::events::NotificationEvent;
 use docket_notify::{NotifyConfig, NotifyError};
-use docket_service::clock::SystemClock;
+use docket_runtime::clock::SystemClock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;

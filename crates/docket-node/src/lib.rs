@@ -15,8 +15,8 @@ use std::sync::Arc;
 use docket_bus::token::TokenVerifier;
 use docket_bus::{serve_nats, BusError, LocalBus, NatsClient, Service};
 use docket_log::{AnyCheckpoints, EventLog};
-use docket_service::clock::SharedClock;
-use docket_service::{run_deadline_scheduler, run_guidance_reaction, ExecError, Executor};
+use docket_runtime::clock::SharedClock;
+use docket_runtime::{run_deadline_scheduler, run_guidance_reaction, ExecError, Executor};
 use tokio::sync::watch;
 
 pub use audit::AuditApi;

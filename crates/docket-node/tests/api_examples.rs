@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use docket_bus::{headers, Headers, NatsTransport, Transport};
 use docket_domain::CommandKind;
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
-use docket_service::clock::ManualClock;
+use docket_runtime::clock::ManualClock;
 use serde_json::Value;
 
 use self::support::{check_reply, examples};
@@ -35,7 +35,7 @@ async fn every_api_example_gets_the_documented_reply() {
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         let client = docket_bus::connect(&server.url(), "api-examples")
             .await
             .unwrap();
@@ -44,7 +44,7 @@ async fn every_api_example_gets_the_documented_reply() {
             .unwrap();
         let checkpoints =
             docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await.unwrap()));
-        tasks.push(tokio::spawn(docket_services::run_nats(
+        tasks.push(tokio::spawn(docket_node::run_nats(
             service,
             client,
             executor(log).await,

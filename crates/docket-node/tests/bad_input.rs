@@ -29,7 +29,7 @@ use docket_domain::CommandKind;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
-use docket_service::clock::{ManualClock, SharedClock};
+use docket_runtime::clock::{ManualClock, SharedClock};
 use serde_json::{json, Value};
 
 use self::support::{check_reply_except_positions, examples, Example};
@@ -1255,7 +1255,7 @@ async fn bad_input_is_refused_in_process_and_nothing_is_appended() {
     let bus = LocalBus::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
-    let background = docket_services::register_local(
+    let background = docket_node::register_local(
         &bus,
         executor(log.clone()).await,
         checkpoints,
@@ -1277,7 +1277,7 @@ async fn bad_input_is_refused_over_nats_and_nothing_is_appended() {
     let clock = clock();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         let client = docket_bus::connect(&server.url(), &format!("bad-input-{service}"))
             .await
             .unwrap();
@@ -1286,7 +1286,7 @@ async fn bad_input_is_refused_over_nats_and_nothing_is_appended() {
             .unwrap();
         let checkpoints =
             docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await.unwrap()));
-        tasks.push(tokio::spawn(docket_services::run_nats(
+        tasks.push(tokio::spawn(docket_node::run_nats(
             service,
             client,
             executor(log).await,

@@ -2,7 +2,7 @@
 //! log, a reaction's effect, a checkpoint's position. The registry is global and other tests run
 //! beside these, so series are compared before and after, as "increased by at least".
 
-use docket_service::metrics;
+use docket_runtime::metrics;
 
 use super::*;
 
@@ -72,7 +72,7 @@ async fn commands_refusals_and_appends_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guidance_recomputation_and_the_checkpoint_position_are_counted() {
-    use docket_service::clock::ManualClock;
+    use docket_runtime::clock::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
     let ex = executor(log.clone()).await;
@@ -82,7 +82,7 @@ async fn a_guidance_recomputation_and_the_checkpoint_position_are_counted() {
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
-    let task = tokio::spawn(docket_service::run_guidance_reaction(
+    let task = tokio::spawn(docket_runtime::run_guidance_reaction(
         ex.clone(),
         checkpoints,
         std::sync::Arc::new(ManualClock::new(now())),
@@ -124,7 +124,7 @@ async fn a_guidance_recomputation_and_the_checkpoint_position_are_counted() {
 
     // A checkpoint's gauge follows it (a consumer name of this test's own: an exact value).
     let store = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
-    let mut checkpoint = docket_service::Checkpoint::load(store, "metrics-test")
+    let mut checkpoint = docket_runtime::Checkpoint::load(store, "metrics-test")
         .await
         .unwrap();
     checkpoint.advance(42).await.unwrap();

@@ -15,8 +15,8 @@ use docket_domain::officer::Officer;
 use docket_domain::representation::Representation;
 use docket_domain::review::Review;
 use docket_log::EventLog;
-use docket_service::clock::SharedClock;
-use docket_service::{ExecError, Executed, Executor};
+use docket_runtime::clock::SharedClock;
+use docket_runtime::{ExecError, Executed, Executor};
 
 /// Executes every domain command it is given. Each service registers it only for its own
 /// endpoints.

@@ -22,8 +22,8 @@ use docket_domain::values::*;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
-use docket_service::clock::{ManualClock, SharedClock};
-use docket_service::{Executor, ExecutorConfig, World};
+use docket_runtime::clock::{ManualClock, SharedClock};
+use docket_runtime::{Executor, ExecutorConfig, World};
 use uuid::Uuid;
 
 mod api_examples;
@@ -51,7 +51,7 @@ fn clock() -> SharedClock {
 
 /// Waits until every command service answers `$SRV.PING` (5 s at most).
 pub(crate) async fn wait_for_ping(client: &docket_bus::NatsClient) {
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         let subject = format!("$SRV.PING.{}", service.micro_name());
         let mut tries = 0;
         while client.request(subject.clone(), "".into()).await.is_err() {
@@ -466,8 +466,8 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         docket_bus::connect(&server.url(), "docket-audit")
             .await
             .unwrap(),
-        docket_services::VERSION,
-        docket_services::AuditApi {
+        docket_node::VERSION,
+        docket_node::AuditApi {
             checkpointer,
             log: docket_log::AnyLog::JetStream(audit_log),
         },
@@ -475,7 +475,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
     .await
     .unwrap();
     let mut tasks = Vec::new();
-    for service in docket_services::COMMAND_SERVICES {
+    for service in docket_node::COMMAND_SERVICES {
         // Each service is its own "process": its own connection, log handle and world.
         let client = docket_bus::connect(&server.url(), &format!("docket-{service}"))
             .await
@@ -486,12 +486,12 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         let checkpoints =
             docket_log::AnyCheckpoints::Kv(Box::new(log.checkpoints().await.unwrap()));
         let ex = executor(log).await;
-        tasks.push(tokio::spawn(docket_services::run_nats(
+        tasks.push(tokio::spawn(docket_node::run_nats(
             service,
             client,
             ex,
             checkpoints,
-            Some(docket_services::ReceiptSource::Remote(
+            Some(docket_node::ReceiptSource::Remote(
                 docket_bus::connect(&server.url(), "receipts")
                     .await
                     .unwrap(),
@@ -603,11 +603,11 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
         dir.path().join("audit").join("tree"),
         stopped.clone(),
     );
-    let background = docket_services::register_local(
+    let background = docket_node::register_local(
         &bus,
         executor(log.clone()).await,
         checkpoints,
-        Some(docket_services::ReceiptSource::Local(checkpointer)),
+        Some(docket_node::ReceiptSource::Local(checkpointer)),
         keys::verifier(),
         clock(),
         stopped,

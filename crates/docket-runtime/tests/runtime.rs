@@ -1,4 +1,4 @@
-//! The one integration-test binary of `docket-service`: commands executed against a real log
+//! The one integration-test binary of `docket-runtime`: commands executed against a real log
 //! (file and JetStream), state rebuilt on restart, idempotent retries, races between processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +17,7 @@ use docket_domain::Directory;
 use docket_log::file::{FileLog, FileLogConfig};
 use docket_log::jetstream::{JetStreamConfig, JetStreamLog};
 use docket_log::EventLog;
-use docket_service::{ExecError, Executor, ExecutorConfig, World};
+use docket_runtime::{ExecError, Executor, ExecutorConfig, World};
 use uuid::Uuid;
 
 mod metrics;
@@ -394,7 +394,7 @@ async fn wait_missed(world: &World, stream: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_deadlines_are_recorded_once_across_restarts() {
-    use docket_service::clock::ManualClock;
+    use docket_runtime::clock::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
     let ex = executor(log.clone()).await;
@@ -433,7 +433,7 @@ async fn missed_deadlines_are_recorded_once_across_restarts() {
     let start = |ex: Executor<FileLog>, clock: ManualClock| {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let checkpoints = docket_log::AnyCheckpoints::File(ex.log().checkpoints().unwrap());
-        let task = tokio::spawn(docket_service::run_deadline_scheduler(
+        let task = tokio::spawn(docket_runtime::run_deadline_scheduler(
             ex,
             checkpoints,
             std::sync::Arc::new(clock),
@@ -452,7 +452,7 @@ async fn missed_deadlines_are_recorded_once_across_restarts() {
         let saved = log
             .checkpoints()
             .unwrap()
-            .load(docket_service::DEADLINES_CONSUMER)
+            .load(docket_runtime::DEADLINES_CONSUMER)
             .await
             .unwrap();
         assert_eq!(saved, Some(ex.world().applied()));
@@ -532,7 +532,7 @@ async fn wait_for_recomputations<L: EventLog>(log: &L, case: CaseId, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_restart() {
     use docket_log::Checkpoints;
-    use docket_service::clock::ManualClock;
+    use docket_runtime::clock::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::open(FileLogConfig::new(dir.path())).await.unwrap();
     let ex = executor(log.clone()).await;
@@ -543,7 +543,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
     let start = |ex: Executor<FileLog>| {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let checkpoints = docket_log::AnyCheckpoints::File(ex.log().checkpoints().unwrap());
-        let task = tokio::spawn(docket_service::run_guidance_reaction(
+        let task = tokio::spawn(docket_runtime::run_guidance_reaction(
             ex,
             checkpoints,
             std::sync::Arc::new(clock.clone()),
@@ -591,7 +591,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
     task.await.unwrap().unwrap();
     let store = log.checkpoints().unwrap();
     let saved = store
-        .load(docket_service::GUIDANCE_CONSUMER)
+        .load(docket_runtime::GUIDANCE_CONSUMER)
         .await
         .unwrap()
         .unwrap();
@@ -602,7 +602,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
 
     // Forget the checkpoint: a restart from position 0 finds every effect made already.
     store
-        .save(docket_service::GUIDANCE_CONSUMER, 0)
+        .save(docket_runtime::GUIDANCE_CONSUMER, 0)
         .await
         .unwrap();
     log.close().await.unwrap();
