@@ -93,6 +93,7 @@ pub async fn demo_log(dir: &Path, pass_deadlines: bool) -> FileLog {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let services = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor,
         checkpoints,
         None,

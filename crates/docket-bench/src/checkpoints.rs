@@ -58,6 +58,7 @@ pub async fn per_1000_decisions(dir: &std::path::Path, cases: usize) -> anyhow::
     let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
     let services = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor,
         checkpoints,
         Some(docket_node::ReceiptSource::Local(checkpointer.clone())),

@@ -429,6 +429,7 @@ async fn make_log(dir: &std::path::Path, options: &Options) -> anyhow::Result<()
     let issuer = docket_bus::token::TokenIssuer::new(&actor_skey)?;
     let services = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor,
         checkpoints.clone(),
         None,

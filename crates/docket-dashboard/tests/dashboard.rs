@@ -65,6 +65,7 @@ pub async fn run_demo<L: EventLog + Clone + Send + Sync + 'static>(
     let (stop, stopped) = watch::channel(false);
     let services = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor,
         checkpoints,
         None,

@@ -53,6 +53,7 @@ async fn system_at(now: chrono::DateTime<chrono::Utc>) -> System {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor,
         checkpoints,
         None,

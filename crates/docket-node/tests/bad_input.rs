@@ -1257,6 +1257,7 @@ async fn bad_input_is_refused_in_process_and_nothing_is_appended() {
     let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());
     let background = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor(log.clone()).await,
         checkpoints,
         None,

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 mod api_examples;
 mod bad_input;
+mod supervision;
 
 fn who(n: u128, role: Role) -> Actor {
     Actor {
@@ -605,6 +606,7 @@ async fn the_lifecycle_runs_on_the_in_process_bus() {
     );
     let background = docket_node::register_local(
         &bus,
+        &docket_node::COMMAND_SERVICES,
         executor(log.clone()).await,
         checkpoints,
         Some(docket_node::ReceiptSource::Local(checkpointer)),

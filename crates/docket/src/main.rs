@@ -2,10 +2,8 @@
 //! benchmarks. `main` only parses flags, sets up logging and calls into the libraries.
 
 mod audit;
-mod audit_api;
 mod client;
 mod demo;
-mod http;
 mod run;
 mod signal;
 mod tokens;

@@ -31,3 +31,15 @@ pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     });
     rx
 }
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub(crate) fn shutdown_token() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let mut signal = shutdown_signal();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let _ = signal.wait_for(|s| *s).await;
+        cancel.cancel();
+    });
+    token
+}

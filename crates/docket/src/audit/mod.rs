@@ -6,7 +6,6 @@ mod export;
 mod out;
 mod verify;
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -361,27 +360,11 @@ fn keygen(args: KeygenArgs) -> Result<()> {
 
 /// Writes `checkpoint.key` (owner-only) and `checkpoint.vkey` into `dir`.
 pub(crate) fn write_key_pair(dir: &std::path::Path, skey: &str, vkey: &str) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_secret(&dir.join("checkpoint.key"), skey)?;
-    let vkey_path = dir.join("checkpoint.vkey");
-    std::fs::write(&vkey_path, format!("{vkey}\n"))
-        .with_context(|| format!("writing {}", vkey_path.display()))
+    docket_node::write_key_pair(dir, skey, vkey)
+        .with_context(|| format!("writing the key pair into {}", dir.display()))
 }
 
 /// Writes a secret file readable by its owner only.
 pub(crate) fn write_secret(path: &std::path::Path, content: &str) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(format!("{content}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    docket_node::write_secret(path, content).with_context(|| format!("writing {}", path.display()))
 }

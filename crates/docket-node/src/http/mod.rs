@@ -1,5 +1,9 @@
-//! The embedded deployment's HTTP endpoint: the bus's command catalogue as JSON (or postcard)
-//! over HTTP, answered by the same in-process bus the services are registered on.
+//! The node's one HTTP router: the dashboard (`/`, `/api/v1/dashboard/…`,
+//! `/api/v1/openapi.json`), `/metrics`, `/healthz`, `/readyz` over every role, one review's
+//! state, the audit routes where the audit role runs, and (embedded) the bus's command catalogue
+//! as JSON (or postcard) over HTTP, answered by the in-process bus the services are registered on.
+
+mod audit;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,60 +15,81 @@ use docket_bus::{codes, headers, BusError, ContentType, Headers, LocalBus, Trans
 use docket_domain::CommandKind;
 use docket_domain::Role;
 
-/// What the operations routes need: the dashboard, the checkpointer (for readiness) and the
-/// shutdown signal (live-update streams end with it).
-#[derive(Clone, Debug)]
-pub(crate) struct Ops {
-    pub(crate) dashboard: docket_dashboard::Dashboard,
+use crate::supervise::{ComponentState, Supervisor};
+use crate::AuditApi;
+
+/// What the node started, for the routes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Parts {
+    pub(crate) dashboard: Option<docket_dashboard::Dashboard>,
+    /// The audit queries and the checkpoint verifier key.
+    pub(crate) audit: Option<(AuditApi, String)>,
     pub(crate) checkpointer: Option<docket_audit::CheckpointerHandle>,
+    /// Whether the notification service runs here.
+    pub(crate) notifications: bool,
+    pub(crate) bus: Option<LocalBus>,
     pub(crate) actors: Option<docket_bus::token::TokenVerifier>,
-    /// The services' state, for reading one review (`docket up`; none for a lone dashboard).
+    /// The services' state, for reading one review.
     pub(crate) world: Option<docket_runtime::World>,
-    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    pub(crate) supervisor: Option<Supervisor>,
+    /// The HTTP stage's stop: live-update streams end with it.
+    pub(crate) shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-/// The routes: the dashboard (`/`, `/api/v1/dashboard/…`, `/api/v1/openapi.json`, `/metrics`),
-/// `GET /healthz` and `GET /readyz`; `POST /api/v1/commands/{name}` when the services run in
-/// this process (embedded); the audit routes under `/api/v1/audit/` when a checkpointer runs
-/// here.
-pub(crate) fn router(
-    bus: Option<LocalBus>,
-    audit: Option<docket_node::AuditApi>,
-    ops: Ops,
-) -> Router {
-    let mut router = docket_dashboard::http::router(
-        ops.dashboard.clone(),
-        ops.actors.clone(),
-        ops.shutdown.clone(),
-    )
-    .merge(
+/// The routes of what runs here.
+pub(crate) fn router(parts: Parts) -> Router {
+    let shutdown = parts
+        .shutdown
+        .clone()
+        .unwrap_or_else(|| tokio::sync::watch::channel(true).1);
+    let base = match &parts.dashboard {
+        Some(dashboard) => {
+            docket_dashboard::http::router(dashboard.clone(), parts.actors.clone(), shutdown)
+        }
+        None => Router::new().route("/metrics", get(metrics)),
+    };
+    let mut router = base.merge(
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/api/v1/reviews/{id}", get(review))
-            .with_state(ops),
+            .with_state(parts.clone()),
     );
-    if let Some(bus) = bus {
+    if let Some(bus) = parts.bus {
         router = router.merge(
             Router::new()
                 .route("/api/v1/commands/{name}", post(command))
                 .with_state(bus),
         );
     }
-    match audit {
-        Some(api) => router.merge(crate::audit_api::router(api)),
+    match parts.audit {
+        Some((api, _)) => router.merge(audit::router(api)),
         None => router,
     }
+}
+
+/// `GET /metrics` where no dashboard runs (it serves its own).
+async fn metrics() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            docket_runtime::metrics::CONTENT_TYPE,
+        )],
+        docket_runtime::metrics::render(),
+    )
+        .into_response()
 }
 
 /// `GET /api/v1/reviews/{id}`: one review as the services know it. Officials and auditors see
 /// every review; a requester (a noncitizen or their representative) sees only the reviews they
 /// asked for; every other role is refused.
-async fn review(State(ops): State<Ops>, Path(id): Path<String>, request: HeaderMap) -> Response {
+async fn review(State(ops): State<Parts>, Path(id): Path<String>, request: HeaderMap) -> Response {
     let (Some(actors), Some(world)) = (&ops.actors, &ops.world) else {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            &BusError::unavailable("reviews are read from `docket up`".to_owned()),
+            &BusError::unavailable(
+                "reviews are read where the command services run (`docket up`)".to_owned(),
+            ),
         );
     };
     let actor = match docket_dashboard::http::authenticate(&request, actors) {
@@ -146,27 +171,51 @@ fn review_json(
     })
 }
 
-/// 200 once the dashboard caught up with the log and the checkpointer (if any) runs; 503 with
-/// what is missing otherwise. (The services' state caught up before the endpoint opened.)
-async fn readyz(State(ops): State<Ops>) -> Response {
-    let dashboard = ops.dashboard.readiness();
-    let checkpointer = ops.checkpointer.as_ref().map(|c| c.status());
+/// 200 once every role here is ready: the dashboard caught up with the log, the checkpointer
+/// loaded its tree, the services' world follows the log, and no component is failed or waiting
+/// to restart; 503 with what is missing otherwise.
+async fn readyz(State(parts): State<Parts>) -> Response {
     let mut missing = Vec::new();
-    if !dashboard.caught_up {
-        missing.push(format!(
-            "the dashboard is catching up with the log (to {})",
-            dashboard.start_head
-        ));
+    let dashboard = parts.dashboard.as_ref().map(|d| d.readiness());
+    if let Some(dashboard) = &dashboard {
+        if !dashboard.caught_up {
+            missing.push(format!(
+                "the dashboard is catching up with the log (to {})",
+                dashboard.start_head
+            ));
+        }
+        if let Some(fault) = &dashboard.fault {
+            missing.push(format!("the dashboard stopped: {fault}"));
+        }
     }
-    if let Some(fault) = &dashboard.fault {
-        missing.push(format!("the dashboard stopped: {fault}"));
-    }
+    let checkpointer = parts.checkpointer.as_ref().map(|c| c.status());
     if let Some(status) = &checkpointer {
         if !status.started {
             missing.push("the checkpointer is loading its tree".to_owned());
         }
         if let Some(stopped) = &status.stopped {
             missing.push(format!("the checkpointer stopped: {stopped}"));
+        }
+    }
+    if let Some(fault) = parts.world.as_ref().and_then(|w| w.fault()) {
+        missing.push(format!(
+            "the services' world stopped following the log: {fault}"
+        ));
+    }
+    let components = parts
+        .supervisor
+        .as_ref()
+        .map(Supervisor::states)
+        .unwrap_or_default();
+    for (name, state) in &components {
+        match state {
+            ComponentState::Restarting { error, restarts } => missing.push(format!(
+                "the {name} is restarting ({restarts} restarts so far; last error: {error})"
+            )),
+            ComponentState::Failed { error } => {
+                missing.push(format!("the {name} stopped: {error}"))
+            }
+            ComponentState::Running | ComponentState::Stopped => {}
         }
     }
     let body = serde_json::json!({
@@ -179,6 +228,9 @@ async fn readyz(State(ops): State<Ops>) -> Response {
             "signed": s.signed,
             "stopped": s.stopped,
         })),
+        "notifications": parts.notifications,
+        "commands": parts.world.is_some(),
+        "components": components,
     });
     let status = if missing.is_empty() {
         StatusCode::OK

@@ -1,13 +1,13 @@
-//! The audit routes of the HTTP endpoint, over [`docket_node::AuditApi`]: what an auditor or
+//! The audit routes of the HTTP endpoint, over [`crate::AuditApi`]: what an auditor or
 //! a requester needs to check the log without trusting the operator.
 
+use crate::AuditApi;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use docket_bus::{AuditQuery, BusError};
-use docket_node::AuditApi;
 use serde::Deserialize;
 
 pub(crate) fn router(api: AuditApi) -> Router {
