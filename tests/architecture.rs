@@ -219,3 +219,150 @@ fn the_domain_code_reads_no_clock_randomness_or_io() {
     }
     assert!(checked > 3);
 }
+
+/// The workspace crates each crate may depend on (`[dependencies]`): the intended graph of
+/// `docs/architecture.md`, plus the exceptions recorded in `docs/adr/` (named beside them).
+/// A new edge is a decision: add it here with its ADR, or do without it.
+const ALLOWED_DEPS: &[(&str, &[&str])] = &[
+    ("docket-domain", &[]),
+    ("docket-log", &[]),
+    ("docket-testkit", &[]),
+    // ADR 0007: the runtime gives the audit's rules the fold until the domain owns it.
+    ("docket-runtime", &["docket-domain", "docket-log"]),
+    // ADR 0007: the bus maps the log's errors to wire codes.
+    ("docket-bus", &["docket-domain", "docket-log"]),
+    (
+        "docket-audit",
+        &["docket-domain", "docket-log", "docket-runtime"],
+    ),
+    (
+        "docket-notify",
+        &["docket-domain", "docket-log", "docket-runtime"],
+    ),
+    // ADR 0005: notification facts, integrity checks and the audit queries.
+    (
+        "docket-dashboard",
+        &[
+            "docket-audit",
+            "docket-bus",
+            "docket-domain",
+            "docket-log",
+            "docket-notify",
+            "docket-runtime",
+        ],
+    ),
+    ("docket-demo", &["docket-bus", "docket-domain"]),
+    (
+        "docket-node",
+        &[
+            "docket-audit",
+            "docket-bus",
+            "docket-dashboard",
+            "docket-domain",
+            "docket-log",
+            "docket-notify",
+            "docket-runtime",
+        ],
+    ),
+    // ADR 0001: the benchmarks build whole systems and start servers with the test kit.
+    (
+        "docket-bench",
+        &[
+            "docket-audit",
+            "docket-bus",
+            "docket-dashboard",
+            "docket-demo",
+            "docket-domain",
+            "docket-log",
+            "docket-node",
+            "docket-notify",
+            "docket-runtime",
+            "docket-testkit",
+        ],
+    ),
+    // The binary: flags to the node, the client commands, the auditor's tools, demo and bench.
+    (
+        "docket",
+        &[
+            "docket-audit",
+            "docket-bench",
+            "docket-bus",
+            "docket-demo",
+            "docket-domain",
+            "docket-log",
+            "docket-node",
+            "docket-runtime",
+        ],
+    ),
+];
+
+#[test]
+fn each_crate_depends_only_on_the_crates_the_architecture_allows() {
+    let manifests = manifests();
+    for m in &manifests {
+        let Some((_, allowed)) = ALLOWED_DEPS.iter().find(|(name, _)| *name == m.name()) else {
+            panic!(
+                "{} is not in ALLOWED_DEPS (tests/architecture.rs): give it its place in the graph",
+                m.name()
+            );
+        };
+        for dep in m.normal_deps().keys().filter(|d| d.starts_with("docket")) {
+            assert!(
+                allowed.contains(&dep.as_str()),
+                "{} must not depend on {dep} (the allowed graph is in tests/architecture.rs and \
+                 docs/architecture.md; an exception needs an ADR)",
+                m.name()
+            );
+        }
+    }
+    for (name, _) in ALLOWED_DEPS {
+        assert!(
+            manifests.iter().any(|m| m.name() == *name),
+            "ALLOWED_DEPS names {name}, which is not a crate"
+        );
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_binary_holds_no_routes_and_no_reads_of_the_world() {
+    // Composition, routes and reads of the services' state are the node's (`docket-node`): the
+    // binary turns flags into a config and calls libraries.
+    const FORBIDDEN: &[&str] = &[
+        "axum",
+        "Router",
+        ".route(",
+        "World::new",
+        ".world()",
+        "Executor::new",
+    ];
+    let files = rust_files(&root().join("crates/docket/src"));
+    assert!(!files.is_empty());
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for word in FORBIDDEN {
+            assert!(
+                !text.contains(word),
+                "{} mentions {word:?}: that belongs in docket-node",
+                path.display()
+            );
+        }
+    }
+}

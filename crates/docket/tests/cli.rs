@@ -254,6 +254,55 @@ fn sigterm_stops_docket_up_cleanly() {
 }
 
 #[test]
+fn docket_up_exits_non_zero_naming_the_component_that_stopped_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = up(dir.path());
+    let fod = "00000000-0000-0000-0000-00000000000a/field_office_director";
+    let (ok, reply) = send(
+        &url,
+        fod,
+        "officer.register",
+        &[
+            "person=00000000-0000-0000-0000-00000000000d",
+            "office=SEA",
+            "role=officer",
+        ],
+    );
+    assert!(ok, "{reply}");
+    terminate(&mut child);
+    // The log loses its commits; the checkpoint signed over them stays: the checkpointer
+    // refuses to go on, and the process must end (for systemd to see it), naming it.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let mut child = crate::docket_cmd()
+        .args(["up", "--http", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docket up kept running with a failed checkpointer");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("the checkpointer stopped"), "{stderr}");
+}
+
+#[test]
 fn a_clean_stop_signs_the_tail_so_an_export_after_it_has_no_unsigned_commits() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
