@@ -1,7 +1,6 @@
 //! Docket's accountability, as `../shared/DESIGN.md` ("Accountability") describes it: a Merkle tree
-//! over the commits in log order ([`tree`]), and what is built on it.
-//!
-//! This crate is being built (issue 5); what is here is tested and used as it stands.
+//! over the commits in log order ([`tree`]), and what is built on it: signed checkpoints, the
+//! checkpointer, witnesses, receipts, export, offline verification and the auditor's readings.
 
 pub mod checkpointer;
 mod error;

@@ -1,7 +1,7 @@
 //! The Docket event log: one totally ordered, append-only, hash-chained log of commits.
 //!
 //! [`EventLog`] is the interface every other crate uses. Two backends implement it and pass one
-//! conformance suite (`tests/conformance.rs`): [`file::FileLog`], segment files on local disk (the
+//! conformance suite (`tests/conformance/mod.rs`): [`file::FileLog`], segment files on local disk (the
 //! embedded deployment), and [`jetstream::JetStreamLog`], one NATS JetStream stream (the
 //! distributed deployment). [`AnyLog`] picks one at run time.
 //!
