@@ -344,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_documented_in_operations_md_are_the_defaults() {
+        let doc = include_str!("../../../docs/operations.md");
+        let start = doc.find("```toml\n[executor]").map(|i| i + 8);
+        let block = start.and_then(|s| doc[s..].find("```").map(|e| &doc[s..s + e]));
+        let parsed = block.map(Tunables::from_toml);
+        assert_eq!(parsed, Some(Ok(Tunables::default())));
+    }
+
+    #[test]
     fn a_secret_never_prints() {
         let c = WebhookConfig {
             url: "http://x".into(),
