@@ -59,8 +59,7 @@ pub(crate) struct OriginState<'a> {
 /// any character but a space and a `+`, and be long.
 fn file_name(origin: &str) -> String {
     let digest = Sha256::digest(origin.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.state")
+    format!("{}.state", hex::encode(&digest[..16]))
 }
 
 fn parse(text: &str, origin: &str) -> Result<Cosigned, String> {
@@ -153,11 +152,12 @@ impl OriginState<'_> {
         }
         let path = self.path.clone();
         let content = render(self.origin, &state);
-        let written =
-            tokio::task::spawn_blocking(move || docket_log::write_atomic(&path, content.as_bytes()))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r);
+        let written = tokio::task::spawn_blocking(move || {
+            docket_log::write_atomic(&path, content.as_bytes())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
         written.map_err(|e| StateError {
             path: self.path.clone(),
             reason: format!("writing: {e}"),

@@ -214,27 +214,26 @@ pub fn redact_url(url: &str) -> String {
 
 /// Decodes `%XX` escapes of a URL's user or password.
 fn percent_decode(text: &str) -> Result<String> {
+    // `percent_decode_str` passes a `%` without two hex digits after it through unchanged; such
+    // a credential is a mistake, so it is refused instead.
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = text
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
                 .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| LogError::Invalid {
-                    reason: "a NATS URL's user or password has a bad %-escape".to_owned(),
-                })?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(LogError::Invalid {
+            reason: "a NATS URL's user or password has a bad %-escape".to_owned(),
+        });
     }
-    String::from_utf8(out).map_err(|_| LogError::Invalid {
-        reason: "a NATS URL's user or password is not UTF-8 once %-decoded".to_owned(),
-    })
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| LogError::Invalid {
+            reason: "a NATS URL's user or password is not UTF-8 once %-decoded".to_owned(),
+        })
 }
 
 /// Counts connection losses of a client we did not configure (no event callback) by polling its
