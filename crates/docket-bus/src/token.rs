@@ -97,7 +97,7 @@ pub struct Claims {
 
 fn kid_of(public: &VerifyingKey) -> String {
     let digest = Sha256::digest(public.as_bytes());
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..4])
 }
 
 fn key_bytes(text: &str, tag: &str) -> Result<(String, [u8; 32]), TokenError> {

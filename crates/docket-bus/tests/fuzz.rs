@@ -12,70 +12,61 @@
 //! - it returns a `bad_request` whose `details` say which content type and why, whose message
 //!   is bounded, and which travels as a reply in both encodings unchanged.
 //!
-//! The generator is a fixed-seed SplitMix64, so every run (and CI) checks the same cases, and
-//! nothing is persisted: a failing input is printed as hex, and each one found is kept below as
-//! a named regression test with its exact bytes.
+//! The inputs are `proptest` strategies: odd JSON values and strings, and mutations as values
+//! ([`ValueMutation`], [`ByteMutation`]) applied to the sample commands' bodies. Each target
+//! runs from a fixed seed, so every run (and CI) checks the same cases (`PROPTEST_RNG_SEED` and
+//! `PROPTEST_CASES` explore others); a failing input is shrunk, and its seed is saved in
+//! `proptest-regressions/fuzz.txt`, which every later run replays first. Each failure found is
+//! also kept below as a named regression test with its exact bytes.
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use docket_bus::{
     codes, decode_command, encode_command, BusError, ContentType, DomainCommand, RawReply,
 };
 use docket_domain::CommandKind;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 
 use crate::samples;
 
 /// Cases per random target.
-const CASES: usize = 5_000;
+const CASES: u32 = 5_000;
 
 /// The longest error message a decoding failure may carry, in bytes.
 const MAX_MESSAGE: usize = 2_048;
 
-/// A tiny deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
+/// The configuration of a target: `cases` cases from a fixed `seed` unless the environment asks
+/// for others, failures persisted beside the crate's tests.
+fn config(cases: u32, seed: u64) -> ProptestConfig {
+    let default = ProptestConfig::default();
+    ProptestConfig {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
         } else {
-            (self.next() % n as u64) as usize
-        }
+            cases
+        },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            default.rng_seed
+        } else {
+            RngSeed::Fixed(seed)
+        },
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/fuzz.txt",
+        ))),
+        ..default
     }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    let text: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    text.chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    hex::decode(text).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,70 +249,50 @@ fn check_error(err: &BusError, ct: ContentType) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `check` over the cases `gen` makes; panics listing every broken input, as hex.
-fn run(
-    target: &str,
-    cases: usize,
-    mut gen: impl FnMut(usize) -> (CommandKind, ContentType, Vec<u8>),
-) {
-    let (mut decoded, mut refused, mut broken) = (0, 0, 0);
-    let mut failures = Vec::new();
-    for i in 0..cases {
-        let (kind, ct, body) = gen(i);
-        match check(kind, ct, &body) {
-            Ok(Outcome::Decoded) => decoded += 1,
-            Ok(Outcome::Refused) => refused += 1,
-            Err(why) => {
-                broken += 1;
-                if failures.len() < 20 {
-                    failures.push(format!(
-                        "{kind} {} ({} bytes): {why}\n  hex: {}",
-                        ct.as_str(),
-                        body.len(),
-                        if body.len() <= 4096 {
-                            hex(&body)
-                        } else {
-                            format!("{}…", hex(&body[..4096]))
-                        }
-                    ));
-                }
+/// The property as a proptest outcome, with the input as hex in the message.
+fn check_case(kind: CommandKind, ct: ContentType, body: &[u8]) -> Result<(), TestCaseError> {
+    check(kind, ct, body).map(drop).map_err(|why| {
+        TestCaseError::fail(format!(
+            "{kind} {} ({} bytes): {why}\n  hex: {}",
+            ct.as_str(),
+            body.len(),
+            if body.len() <= 4096 {
+                hex::encode(body)
+            } else {
+                format!("{}…", hex::encode(&body[..4096]))
             }
-        }
-    }
-    println!(
-        "FUZZ docket-bus {target}: cases={cases} decoded={decoded} refused={refused} broken={broken}"
-    );
-    assert!(
-        broken == 0,
-        "{target}: {broken} of {cases} inputs break the property (the first {}):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
-// Generators.
+// Strategies.
 
-fn kind_and_ct(rng: &mut Rng) -> (CommandKind, ContentType) {
-    let kind = *rng.pick(CommandKind::ALL);
-    let ct = if rng.one_in(2) {
-        ContentType::Json
-    } else {
-        ContentType::Postcard
-    };
-    (kind, ct)
+fn content_type() -> impl Strategy<Value = ContentType> {
+    select(&[ContentType::Json, ContentType::Postcard][..])
 }
 
+/// Now and then (one in eight), another command's kind: the body under another subject.
+fn other_kind() -> impl Strategy<Value = Option<CommandKind>> {
+    proptest::option::weighted(0.125, select(CommandKind::ALL))
+}
+
+/// A sample command's kind, JSON body and postcard body.
+type Encoded = (CommandKind, Vec<u8>, Vec<u8>);
+
 /// Every sample command with its two encodings.
-fn encoded_samples() -> Vec<(CommandKind, Vec<u8>, Vec<u8>)> {
-    samples::all()
-        .iter()
-        .map(|c| {
-            let (kind, json) = encode_command(c, ContentType::Json).unwrap();
-            let (_, postcard) = encode_command(c, ContentType::Postcard).unwrap();
-            (kind, json.to_vec(), postcard.to_vec())
-        })
-        .collect()
+fn encoded_samples() -> &'static [Encoded] {
+    static SAMPLES: OnceLock<Vec<Encoded>> = OnceLock::new();
+    SAMPLES.get_or_init(|| {
+        samples::all()
+            .iter()
+            .map(|c| {
+                let (kind, json) = encode_command(c, ContentType::Json).unwrap();
+                let (_, postcard) = encode_command(c, ContentType::Postcard).unwrap();
+                (kind, json.to_vec(), postcard.to_vec())
+            })
+            .collect()
+    })
 }
 
 const TOKENS: &[&str] = &[
@@ -356,7 +327,7 @@ const TOKENS: &[&str] = &[
 ];
 
 /// A string worth trying where a string goes.
-fn odd_string(rng: &mut Rng) -> String {
+fn odd_string() -> impl Strategy<Value = String> {
     let pool: &[&str] = &[
         "",
         " ",
@@ -396,41 +367,37 @@ fn odd_string(rng: &mut Rng) -> String {
         "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB",
         "+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a",
     ];
-    match rng.below(4) {
-        0 => "\"".repeat(rng.below(2000)),
-        1 => "\u{300}".repeat(rng.below(2000)),
-        _ => rng.pick(pool).to_string(),
-    }
+    prop_oneof![
+        1 => (0..2000usize).prop_map(|n| "\"".repeat(n)),
+        1 => (0..2000usize).prop_map(|n| "\u{300}".repeat(n)),
+        2 => select(pool).prop_map(str::to_owned),
+    ]
 }
 
-/// A JSON value of any type.
-fn odd_value(rng: &mut Rng, depth: usize) -> Value {
-    match rng.below(if depth > 2 { 6 } else { 8 }) {
-        0 => Value::Null,
-        1 => json!(rng.one_in(2)),
-        2 => match rng.below(7) {
-            0 => json!(u64::MAX),
-            1 => json!(i64::MIN),
-            2 => json!(1e300),
-            3 => json!(-0.0),
-            4 => json!(0.5),
-            5 => json!(0),
-            _ => json!(rng.next() as u32),
-        },
-        3..=5 => Value::String(odd_string(rng)),
-        6 => Value::Array(
-            (0..rng.below(4))
-                .map(|_| odd_value(rng, depth + 1))
-                .collect(),
-        ),
-        _ => {
-            let mut map = Map::new();
-            for _ in 0..rng.below(4) {
-                map.insert(odd_string(rng), odd_value(rng, depth + 1));
-            }
-            Value::Object(map)
-        }
+/// A JSON value of any type; below depth 3, arrays and objects too.
+fn odd_value(depth: usize) -> BoxedStrategy<Value> {
+    let number = prop_oneof![
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(1e300)),
+        Just(json!(-0.0)),
+        Just(json!(0.5)),
+        Just(json!(0)),
+        any::<u32>().prop_map(|n| json!(n)),
+    ];
+    let scalar = prop_oneof![
+        1 => Just(Value::Null),
+        1 => any::<bool>().prop_map(Value::Bool),
+        1 => number,
+        3 => odd_string().prop_map(Value::String),
+    ];
+    if depth > 2 {
+        return scalar.boxed();
     }
+    let array = vec(odd_value(depth + 1), 0..4).prop_map(Value::Array);
+    let object = vec((odd_string(), odd_value(depth + 1)), 0..4)
+        .prop_map(|fields| Value::Object(fields.into_iter().collect::<Map<_, _>>()));
+    prop_oneof![6 => scalar, 1 => array, 1 => object].boxed()
 }
 
 /// Every path to a value inside `value` (object fields and array elements).
@@ -469,14 +436,49 @@ fn at_mut<'v>(value: &'v mut Value, path: &[PathStep]) -> Option<&'v mut Value> 
     })
 }
 
-/// One value-level mutation of a JSON body.
-fn mutate_value(rng: &mut Rng, value: &mut Value) {
-    let mut all = Vec::new();
-    paths(value, Vec::new(), &mut all);
-    match rng.below(5) {
-        // Delete a field or an element.
-        0 => {
-            if let Some(path) = (!all.is_empty()).then(|| rng.pick(&all).clone()) {
+/// One value-level mutation of a JSON body; paths are picked by index into the body's paths
+/// (object fields and array elements) when applied.
+#[derive(Clone, Debug)]
+enum ValueMutation {
+    /// Delete a field or an element.
+    Delete(Index),
+    /// Insert a field (an unknown one, or a copy of a known name) into the body, or into some
+    /// object in it.
+    Insert {
+        into: Option<Index>,
+        name: String,
+        value: Value,
+    },
+    /// Swap the values of two paths.
+    Swap(Index, Index),
+    /// Replace a value (or, with `None`, the whole body) with a value of any type.
+    Replace { at: Option<Index>, value: Value },
+}
+
+fn value_mutation() -> impl Strategy<Value = ValueMutation> {
+    let name = prop_oneof![
+        odd_string(),
+        select(&["unexpected", "reasons", "Case", "case ", "protected_aera"][..])
+            .prop_map(str::to_owned),
+    ];
+    prop_oneof![
+        1 => any::<Index>().prop_map(ValueMutation::Delete),
+        1 => (proptest::option::of(any::<Index>()), name, odd_value(1))
+            .prop_map(|(into, name, value)| ValueMutation::Insert { into, name, value }),
+        1 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| ValueMutation::Swap(a, b)),
+        2 => (proptest::option::weighted(0.95, any::<Index>()), odd_value(0))
+            .prop_map(|(at, value)| ValueMutation::Replace { at, value }),
+    ]
+}
+
+impl ValueMutation {
+    fn apply(&self, value: &mut Value) {
+        let mut all = Vec::new();
+        paths(value, Vec::new(), &mut all);
+        let pick = |i: &Index| all[i.index(all.len())].clone();
+        match self {
+            ValueMutation::Delete(i) if !all.is_empty() => {
+                let path = pick(i);
                 let (last, parent) = path.split_last().unwrap();
                 if let Some(parent) = at_mut(value, parent) {
                     match (parent, last) {
@@ -490,194 +492,251 @@ fn mutate_value(rng: &mut Rng, value: &mut Value) {
                     }
                 }
             }
-        }
-        // Insert a field (an unknown one, or a copy of a known name) into some object.
-        1 => {
-            let objects: Vec<&Vec<PathStep>> = all
-                .iter()
-                .filter(|p| {
-                    let mut v = value.clone();
-                    at_mut(&mut v, p).is_some_and(|v| v.is_object())
-                })
-                .collect();
-            let path = if objects.is_empty() || rng.one_in(2) {
-                Vec::new()
-            } else {
-                (*rng.pick(&objects)).clone()
-            };
-            let name = if rng.one_in(2) {
-                odd_string(rng)
-            } else {
-                rng.pick(&["unexpected", "reasons", "Case", "case ", "protected_aera"])
-                    .to_string()
-            };
-            let new = odd_value(rng, 1);
-            if let Some(Value::Object(m)) = at_mut(value, &path) {
-                m.insert(name, new);
-            }
-        }
-        // Swap the values of two paths.
-        2 if all.len() >= 2 => {
-            let a = rng.pick(&all).clone();
-            let b = rng.pick(&all).clone();
-            let va = at_mut(value, &a).cloned();
-            let vb = at_mut(value, &b).cloned();
-            if let (Some(va), Some(vb)) = (va, vb) {
-                if let Some(slot) = at_mut(value, &a) {
-                    *slot = vb;
-                }
-                if let Some(slot) = at_mut(value, &b) {
-                    *slot = va;
+            ValueMutation::Delete(_) => {}
+            ValueMutation::Insert {
+                into,
+                name,
+                value: new,
+            } => {
+                let objects: Vec<&Vec<PathStep>> = all
+                    .iter()
+                    .filter(|p| {
+                        let mut v = value.clone();
+                        at_mut(&mut v, p).is_some_and(|v| v.is_object())
+                    })
+                    .collect();
+                let path = match into {
+                    Some(i) if !objects.is_empty() => objects[i.index(objects.len())].clone(),
+                    _ => Vec::new(),
+                };
+                if let Some(Value::Object(m)) = at_mut(value, &path) {
+                    m.insert(name.clone(), new.clone());
                 }
             }
-        }
-        // Replace a value (or the whole body) with a value of any type.
-        _ => {
-            let new = odd_value(rng, 0);
-            if all.is_empty() || rng.one_in(20) {
-                *value = new;
-            } else {
-                let path = rng.pick(&all).clone();
-                if let Some(slot) = at_mut(value, &path) {
-                    *slot = new;
+            ValueMutation::Swap(a, b) if all.len() >= 2 => {
+                let (a, b) = (pick(a), pick(b));
+                let va = at_mut(value, &a).cloned();
+                let vb = at_mut(value, &b).cloned();
+                if let (Some(va), Some(vb)) = (va, vb) {
+                    if let Some(slot) = at_mut(value, &a) {
+                        *slot = vb;
+                    }
+                    if let Some(slot) = at_mut(value, &b) {
+                        *slot = va;
+                    }
                 }
+            }
+            ValueMutation::Swap(..) => {}
+            ValueMutation::Replace { at, value: new } => match at {
+                Some(i) if !all.is_empty() => {
+                    if let Some(slot) = at_mut(value, &pick(i)) {
+                        *slot = new.clone();
+                    }
+                }
+                _ => *value = new.clone(),
+            },
+        }
+    }
+}
+
+/// One byte-level mutation; positions are relative to the body's length when applied.
+#[derive(Clone, Debug)]
+enum ByteMutation {
+    FlipBit(Index, u8),
+    /// A byte that means something to the decoder (picked by index among the JSON or the
+    /// postcard ones).
+    SetInteresting(Index, Index),
+    Truncate(Index),
+    /// Insert noise, or (in JSON, with a token) a JSON token.
+    Insert(Index, Vec<u8>, Option<Index>),
+    Delete(Index, usize),
+    Duplicate {
+        from: Index,
+        len: usize,
+        to: Index,
+    },
+    /// A postcard varint continuation byte.
+    Continuation(Index, u8),
+    Append(Vec<u8>),
+    Ones(Index, usize),
+}
+
+fn byte_mutation() -> impl Strategy<Value = ByteMutation> {
+    let at = any::<Index>;
+    prop_oneof![
+        (at(), 0..8u8).prop_map(|(at, bit)| ByteMutation::FlipBit(at, bit)),
+        (at(), at()).prop_map(|(at, byte)| ByteMutation::SetInteresting(at, byte)),
+        at().prop_map(ByteMutation::Truncate),
+        (
+            at(),
+            vec(any::<u8>(), 1..=16),
+            proptest::option::of(any::<Index>())
+        )
+            .prop_map(|(at, noise, token)| ByteMutation::Insert(at, noise, token)),
+        (at(), 1..=16usize).prop_map(|(at, n)| ByteMutation::Delete(at, n)),
+        (at(), 1..=32usize, at()).prop_map(|(from, len, to)| ByteMutation::Duplicate {
+            from,
+            len,
+            to
+        }),
+        (at(), any::<u8>()).prop_map(|(at, b)| ByteMutation::Continuation(at, b)),
+        vec(any::<u8>(), 1..=8).prop_map(ByteMutation::Append),
+        (at(), 0..8usize).prop_map(|(at, n)| ByteMutation::Ones(at, n)),
+    ]
+}
+
+impl ByteMutation {
+    fn apply(&self, body: &mut Vec<u8>, json: bool) {
+        let len = body.len();
+        // A start in 0..=len, and the end of `n` bytes from there.
+        let range = |at: &Index, n: usize| {
+            let start = at.index(len + 1);
+            start..(start + n).min(len).max(start)
+        };
+        match self {
+            ByteMutation::FlipBit(at, bit) if len > 0 => body[at.index(len)] ^= 1 << bit,
+            ByteMutation::SetInteresting(at, byte) if len > 0 => {
+                let interesting: &[u8] = if json {
+                    b"\"{}[],:\\0-e.9 \xff\xc3"
+                } else {
+                    &[0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, 0x10, 0x20]
+                };
+                body[at.index(len)] = interesting[byte.index(interesting.len())];
+            }
+            ByteMutation::FlipBit(..) | ByteMutation::SetInteresting(..) => {}
+            ByteMutation::Truncate(at) => body.truncate(at.index(len + 1)),
+            ByteMutation::Insert(at, noise, token) => {
+                let at = at.index(len + 1);
+                let bytes = match token {
+                    Some(t) if json => TOKENS[t.index(TOKENS.len())].as_bytes(),
+                    _ => noise.as_slice(),
+                };
+                body.splice(at..at, bytes.iter().copied());
+            }
+            ByteMutation::Delete(at, n) => {
+                body.drain(range(at, *n));
+            }
+            ByteMutation::Duplicate { from, len: n, to } => {
+                let copy = body[range(from, *n)].to_vec();
+                let to = to.index(body.len() + 1);
+                body.splice(to..to, copy);
+            }
+            ByteMutation::Continuation(at, b) if !json => body.insert(at.index(len + 1), 0x80 | b),
+            ByteMutation::Continuation(..) => {}
+            ByteMutation::Append(tail) => body.extend_from_slice(tail),
+            ByteMutation::Ones(at, n) => {
+                let at = at.index(len + 1);
+                body.splice(at..at, std::iter::repeat_n(0xff, *n));
             }
         }
     }
 }
 
-/// One byte-level mutation.
-fn mutate_bytes(rng: &mut Rng, body: &mut Vec<u8>, json: bool) {
-    let len = body.len();
-    let at = rng.below(len + 1);
-    match rng.below(9) {
-        0 if len > 0 => body[at.min(len - 1)] ^= 1 << rng.below(8),
-        1 if len > 0 => {
-            let interesting: &[u8] = if json {
-                b"\"{}[],:\\0-e.9 \xff\xc3"
-            } else {
-                &[0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, 0x10, 0x20]
+/// Arbitrary bytes, or (one in three) token soup, which gets past the JSON tokenizer more often
+/// than noise does.
+fn arbitrary_body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        1 => vec(select(TOKENS), 0..40).prop_map(|tokens| tokens.concat().into_bytes()),
+        2 => vec(any::<u8>(), 0..300),
+    ]
+}
+
+/// A sample's JSON body: as it is (one in three) or after one to three value-level mutations,
+/// then (half the time) after one to three byte-level ones.
+fn mutated_json() -> impl Strategy<Value = (CommandKind, Vec<u8>)> {
+    (
+        any::<Index>(),
+        proptest::option::weighted(2.0 / 3.0, vec(value_mutation(), 1..=3)),
+        proptest::option::of(vec(byte_mutation(), 1..=3)),
+        other_kind(),
+    )
+        .prop_map(|(sample, values, bytes, other)| {
+            let samples = encoded_samples();
+            let (kind, json, _) = &samples[sample.index(samples.len())];
+            let mut body = match values {
+                None => json.clone(),
+                Some(mutations) => {
+                    let mut value: Value = serde_json::from_slice(json).unwrap();
+                    for m in &mutations {
+                        m.apply(&mut value);
+                    }
+                    serde_json::to_vec(&value).unwrap()
+                }
             };
-            body[at.min(len - 1)] = *rng.pick(interesting);
-        }
-        2 => body.truncate(at),
-        3 => {
-            let n = 1 + rng.below(16);
-            let bytes = if json && rng.one_in(2) {
-                rng.pick(TOKENS).as_bytes().to_vec()
-            } else {
-                rng.bytes(n)
-            };
-            body.splice(at..at, bytes);
-        }
-        4 => {
-            let end = (at + 1 + rng.below(16)).min(len);
-            body.drain(at.min(end)..end);
-        }
-        5 => {
-            let end = (at + 1 + rng.below(32)).min(len);
-            let copy = body[at.min(end)..end].to_vec();
-            let to = rng.below(body.len() + 1);
-            body.splice(to..to, copy);
-        }
-        6 if !json => body.insert(at, 0x80 | rng.next() as u8),
-        7 => {
-            let n = 1 + rng.below(8);
-            body.extend(rng.bytes(n));
-        }
-        _ => {
-            let n = rng.below(8);
-            body.splice(at..at, std::iter::repeat_n(0xff, n));
-        }
-    }
+            for m in bytes.iter().flatten() {
+                m.apply(&mut body, true);
+            }
+            (other.unwrap_or(*kind), body)
+        })
+}
+
+/// A sample's postcard body after one to four byte-level mutations.
+fn mutated_postcard() -> impl Strategy<Value = (CommandKind, Vec<u8>)> {
+    (any::<Index>(), vec(byte_mutation(), 1..=4), other_kind()).prop_map(
+        |(sample, mutations, other)| {
+            let samples = encoded_samples();
+            let (kind, _, postcard) = &samples[sample.index(samples.len())];
+            let mut body = postcard.clone();
+            for m in &mutations {
+                m.apply(&mut body, false);
+            }
+            (other.unwrap_or(*kind), body)
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
-#[test]
-fn fuzz_decoders_with_arbitrary_bytes() {
-    let mut rng = Rng(0xF022_0001);
-    run("arbitrary bytes", CASES, |_| {
-        let (kind, ct) = kind_and_ct(&mut rng);
-        let body = match rng.below(3) {
-            // Token soup gets past the JSON tokenizer more often than noise does.
-            0 => (0..rng.below(40))
-                .flat_map(|_| rng.pick(TOKENS).as_bytes().to_vec())
-                .collect(),
-            _ => {
-                let n = rng.below(300);
-                rng.bytes(n)
-            }
-        };
-        (kind, ct, body)
-    });
+proptest! {
+    #![proptest_config(config(CASES, 0xF022_0001))]
+    #[test]
+    fn fuzz_decoders_with_arbitrary_bytes(
+        kind in select(CommandKind::ALL),
+        ct in content_type(),
+        body in arbitrary_body(),
+    ) {
+        check_case(kind, ct, &body)?;
+    }
 }
 
-#[test]
-fn fuzz_decoders_with_mutated_json() {
-    let samples = encoded_samples();
-    let mut rng = Rng(0xF022_0002);
-    run("mutated JSON", CASES, |_| {
-        let (kind, json, _) = rng.pick(&samples).clone();
-        let mut value: Value = serde_json::from_slice(&json).unwrap();
-        let mut body = if rng.one_in(3) {
-            json
-        } else {
-            for _ in 0..1 + rng.below(3) {
-                mutate_value(&mut rng, &mut value);
-            }
-            serde_json::to_vec(&value).unwrap()
-        };
-        if rng.one_in(2) {
-            for _ in 0..1 + rng.below(3) {
-                mutate_bytes(&mut rng, &mut body, true);
-            }
-        }
-        // Now and then, the body under the subject of another command.
-        let kind = if rng.one_in(8) {
-            *rng.pick(CommandKind::ALL)
-        } else {
-            kind
-        };
-        (kind, ContentType::Json, body)
-    });
+proptest! {
+    #![proptest_config(config(CASES, 0xF022_0002))]
+    #[test]
+    fn fuzz_decoders_with_mutated_json((kind, body) in mutated_json()) {
+        check_case(kind, ContentType::Json, &body)?;
+    }
 }
 
-#[test]
-fn fuzz_decoders_with_mutated_postcard() {
-    let samples = encoded_samples();
-    let mut rng = Rng(0xF022_0003);
-    run("mutated postcard", CASES, |_| {
-        let (kind, _, mut body) = rng.pick(&samples).clone();
-        for _ in 0..1 + rng.below(4) {
-            mutate_bytes(&mut rng, &mut body, false);
-        }
-        let kind = if rng.one_in(8) {
-            *rng.pick(CommandKind::ALL)
-        } else {
-            kind
-        };
-        (kind, ContentType::Postcard, body)
-    });
+proptest! {
+    #![proptest_config(config(CASES, 0xF022_0003))]
+    #[test]
+    fn fuzz_decoders_with_mutated_postcard((kind, body) in mutated_postcard()) {
+        check_case(kind, ContentType::Postcard, &body)?;
+    }
 }
 
 /// Not random: every sample's body, in both encodings, under every command's subject.
 #[test]
 fn fuzz_decoders_with_every_body_under_every_subject() {
-    let samples = encoded_samples();
-    let mut cases = Vec::new();
-    for (_, json, postcard) in &samples {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (_, json, postcard) in encoded_samples() {
         for kind in CommandKind::ALL {
-            cases.push((*kind, ContentType::Json, json.clone()));
-            cases.push((*kind, ContentType::Postcard, postcard.clone()));
+            for (ct, body) in [(ContentType::Json, json), (ContentType::Postcard, postcard)] {
+                cases += 1;
+                if let Err(why) = check_case(*kind, ct, body) {
+                    failures.push(why.to_string());
+                }
+            }
         }
     }
-    let n = cases.len();
-    let mut cases = cases.into_iter();
-    run("every body under every subject", n, |_| {
-        cases.next().unwrap()
-    });
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} inputs break the property:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

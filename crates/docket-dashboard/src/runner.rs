@@ -318,18 +318,7 @@ pub fn write_snapshot(dir: &Path, projection: &Projection) -> Result<(), Dashboa
     bytes.extend_from_slice(&body);
     bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
-    Ok(())
+    docket_log::write_atomic(&path, &bytes).map_err(err)
 }
 
 async fn run<L, C, A>(

@@ -449,28 +449,22 @@ impl ContentHash {
             ));
         }
         let mut out = [0u8; 32];
-        for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-            let pair = String::from_utf8_lossy(chunk);
-            // Hex digits only: `from_str_radix` alone also takes a sign (`+a`).
-            let byte = chunk
-                .iter()
-                .all(u8::is_ascii_hexdigit)
-                .then(|| u8::from_str_radix(&pair, 16).ok())
-                .flatten();
-            out[i] = byte.ok_or_else(|| {
-                InvalidValue::new("content_hash", format!("{pair:?} is not a hex byte"))
-            })?;
-        }
+        hex::decode_to_slice(hex, &mut out).map_err(|e| {
+            // The length is right (checked above), so the error names a bad character.
+            let at = match e {
+                hex::FromHexError::InvalidHexCharacter { index, .. } => index / 2 * 2,
+                _ => 0,
+            };
+            let pair = String::from_utf8_lossy(&hex.as_bytes()[at..at + 2]);
+            InvalidValue::new("content_hash", format!("{pair:?} is not a hex byte"))
+        })?;
         Ok(ContentHash(out))
     }
 }
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 

@@ -9,7 +9,6 @@
 //! consumer's checkpoint.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_nats::jetstream;
@@ -83,16 +82,8 @@ impl FileCheckpoints {
 
     fn save_blocking(dir: &Path, consumer: &str, position: u64) -> Result<()> {
         let path = dir.join(consumer);
-        let tmp = dir.join(format!(".{consumer}.tmp"));
-        let io = |what: &str, e| LogError::io(format!("{what} {}", path.display()), e);
-        let mut file = std::fs::File::create(&tmp).map_err(|e| io("writing", e))?;
-        file.write_all(format!("{position}\n").as_bytes())
-            .map_err(|e| io("writing", e))?;
-        file.sync_data().map_err(|e| io("syncing", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io("renaming into", e))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("syncing the directory of", e))
+        crate::atomic::write_atomic(&path, format!("{position}\n").as_bytes())
+            .map_err(|e| LogError::io(format!("writing {}", path.display()), e))
     }
 }
 

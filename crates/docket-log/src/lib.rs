@@ -9,6 +9,7 @@
 //! is a hash chain, and the log as a whole is what the audit crate builds its Merkle tree over.
 
 mod any;
+pub mod atomic;
 pub mod checkpoint;
 pub mod commit;
 mod error;
@@ -19,6 +20,7 @@ pub mod records;
 use std::future::Future;
 
 pub use any::AnyLog;
+pub use atomic::write_atomic;
 pub use checkpoint::{AnyCheckpoints, Checkpoints};
 pub use commit::{
     Appended, Commit, CommitHash, EventData, ExpectedRevision, Metadata, RecordedCommit, StreamId,

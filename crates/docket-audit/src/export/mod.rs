@@ -352,7 +352,7 @@ pub async fn export<L: EventLog>(
         context: "encoding the manifest".into(),
         source: std::io::Error::other(e),
     })?;
-    write_synced(&dir.join(MANIFEST_FILE), &text)?;
+    write_marker(&dir.join(MANIFEST_FILE), &text)?;
     if let Some(signer) = options.signer {
         let root = tree
             .root_at(head)
@@ -367,7 +367,7 @@ pub async fn export<L: EventLog>(
         let note = signer
             .sign_text(&body)
             .map_err(|e| ExportError::Checkpoint(format!("signing the manifest: {e}")))?;
-        write_synced(&dir.join(MANIFEST_NOTE_FILE), note.as_bytes())?;
+        write_marker(&dir.join(MANIFEST_NOTE_FILE), note.as_bytes())?;
     }
     sync_dir(dir)?;
     Ok(ExportSummary {
@@ -389,6 +389,16 @@ fn note_root(note: &str) -> Result<crate::tree::Hash, ExportError> {
         .map_err(|e| ExportError::Checkpoint(e.to_string()))
 }
 
+/// Writes the manifest or its note, the files that say the export is complete: atomically, so a
+/// crash never leaves one of them half written under its final name.
+fn write_marker(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    docket_log::atomic::write_atomic_new(path, bytes)
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+/// Writes one of the many files of an export, durably; the directory is synced once after them
+/// (an atomic write each would sync it once per file), and the manifest, written last, marks
+/// the export complete.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()

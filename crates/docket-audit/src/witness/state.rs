@@ -9,7 +9,6 @@
 //! letting it forget what it cosigned.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,7 +52,6 @@ pub(crate) struct WitnessState {
 pub(crate) struct OriginState<'a> {
     guard: MutexGuard<'a, Option<Cosigned>>,
     path: PathBuf,
-    dir: &'a Path,
     origin: &'a str,
 }
 
@@ -61,8 +59,7 @@ pub(crate) struct OriginState<'a> {
 /// any character but a space and a `+`, and be long.
 fn file_name(origin: &str) -> String {
     let digest = Sha256::digest(origin.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.state")
+    format!("{}.state", hex::encode(&digest[..16]))
 }
 
 fn parse(text: &str, origin: &str) -> Result<Cosigned, String> {
@@ -104,17 +101,6 @@ fn render(origin: &str, state: &Cosigned) -> String {
     )
 }
 
-/// Writes `content` to `path` atomically and durably.
-fn write_atomic(dir: &Path, path: &Path, content: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("state.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(content.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl WitnessState {
     /// Opens the state directory (creating it) and loads the state of each origin.
     pub(crate) fn open<'a>(
@@ -148,7 +134,6 @@ impl WitnessState {
         Some(OriginState {
             guard: state.lock().await,
             path: self.dir.join(file_name(origin)),
-            dir: &self.dir,
             origin,
         })
     }
@@ -165,12 +150,14 @@ impl OriginState<'_> {
         if self.current() == Some(state) {
             return Ok(());
         }
-        let (dir, path) = (self.dir.to_owned(), self.path.clone());
+        let path = self.path.clone();
         let content = render(self.origin, &state);
-        let written = tokio::task::spawn_blocking(move || write_atomic(&dir, &path, &content))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r);
+        let written = tokio::task::spawn_blocking(move || {
+            docket_log::write_atomic(&path, content.as_bytes())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
         written.map_err(|e| StateError {
             path: self.path.clone(),
             reason: format!("writing: {e}"),
