@@ -89,12 +89,14 @@ pub async fn try_request(
         let response = client
             .request(request)
             .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+            // The debug form carries the sources (hyper's display is terse: "client error
+            // (Connect)").
+            .map_err(|e| format!("{url}: {e:?}"))?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
             .await
-            .map_err(|e| format!("{url}: reading the body: {}", error_chain(&e)))?
+            .map_err(|e| format!("{url}: reading the body: {e:?}"))?
             .to_bytes();
         let headers = parts
             .headers
@@ -154,16 +156,4 @@ fn or_panic(method: &str, url: &str, result: Result<HttpResponse, String>) -> Ht
         Ok(response) => response,
         Err(e) => panic!("{method} {url} failed: {e}"),
     }
-}
-
-/// An error and its sources, `outer: inner: …` (hyper's outer errors are terse).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
