@@ -295,11 +295,12 @@ impl HttpTransport {
             HttpClient::Plain(client) => client.request(request).await,
             HttpClient::Tls(client) => client.request(request).await,
         }
+        // hyper's outer errors are terse ("client error (Connect)"): `{:#}` adds their sources.
         .map_err(|e| {
             format!(
-                "cannot reach the HTTP endpoint at {}: {}",
+                "cannot reach the HTTP endpoint at {}: {:#}",
                 self.base,
-                error_chain(&e)
+                anyhow::Error::new(e)
             )
         })?;
         let (parts, body) = response.into_parts();
@@ -375,19 +376,6 @@ fn snippet(body: &[u8]) -> String {
         None if text.is_empty() => "(empty body)".to_owned(),
         None => text.to_owned(),
     }
-}
-
-/// An error and its sources, `outer: inner: …` (hyper's outer errors are terse, e.g. "client
-/// error (Connect)").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -47,6 +47,16 @@ fn echo_endpoint() -> axum::Router {
     )
 }
 
+/// One command to `url`, which must fail as `unavailable`; the error.
+async fn unavailable(transport: HttpTransport) -> BusError {
+    let err = transport
+        .request(&subject(), request_headers("x"), Bytes::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, docket_bus::codes::UNAVAILABLE, "{err:?}");
+    err
+}
+
 fn subject() -> String {
     docket_bus::subject(CommandKind::ALL[0])
 }
@@ -94,12 +104,7 @@ async fn a_closed_port_is_named_as_unreachable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let transport = HttpTransport::new(&format!("http://{addr}")).unwrap();
-    let err = transport
-        .request(&subject(), request_headers("x"), Bytes::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, docket_bus::codes::UNAVAILABLE);
+    let err = unavailable(HttpTransport::new(&format!("http://{addr}")).unwrap()).await;
     assert!(
         err.message.starts_with(&format!(
             "cannot reach the HTTP endpoint at http://{addr}: "
@@ -120,11 +125,7 @@ async fn an_endpoint_that_does_not_answer_times_out() {
     let transport = HttpTransport::new(&format!("http://{addr}"))
         .unwrap()
         .with_timeout(Duration::from_millis(200));
-    let err = transport
-        .request(&subject(), request_headers("x"), Bytes::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, docket_bus::codes::UNAVAILABLE);
+    let err = unavailable(transport).await;
     assert_eq!(
         err.message,
         format!("no answer from http://{addr} within 200ms")
@@ -136,12 +137,7 @@ async fn an_endpoint_that_does_not_answer_times_out() {
 #[tokio::test]
 async fn an_answer_that_is_not_dockets_is_refused() {
     let (addr, _) = serve(axum::Router::new()).await;
-    let transport = HttpTransport::new(&format!("http://{addr}")).unwrap();
-    let err = transport
-        .request(&subject(), request_headers("x"), Bytes::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, docket_bus::codes::UNAVAILABLE);
+    let err = unavailable(HttpTransport::new(&format!("http://{addr}")).unwrap()).await;
     assert!(
         err.message.starts_with(&format!(
             "http://{addr} answered 404 Not Found without a Docket-Status header"
@@ -158,28 +154,26 @@ async fn an_answer_that_is_not_dockets_is_refused() {
 async fn https_endpoints_are_spoken_to_in_tls() {
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let peer = tokio::spawn(async move {
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let Ok(transport) = HttpTransport::new(&url) else {
+        // A machine without CA certificates cannot make an https client at all.
+        let e = HttpTransport::new(&url).unwrap_err();
+        assert!(e.to_string().contains("root certificates"), "{e}");
+        return;
+    };
+    let transport = transport.with_timeout(Duration::from_secs(5));
+    // The peer reads the first bytes and hangs up without answering the handshake.
+    let (_, first) = tokio::join!(unavailable(transport), async {
         let (mut socket, _) = listener.accept().await.unwrap();
-        let mut first = [0u8; 3];
+        let mut first = [0u8; 2];
         socket.read_exact(&mut first).await.unwrap();
         first
     });
-    let transport = match HttpTransport::new(&format!("https://localhost:{port}")) {
-        Ok(transport) => transport.with_timeout(Duration::from_secs(5)),
-        // A machine without CA certificates cannot make an https client at all.
-        Err(e) => {
-            assert!(e.to_string().contains("root certificates"), "{e}");
-            return;
-        }
-    };
-    let err = transport
-        .request(&subject(), request_headers("x"), Bytes::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, docket_bus::codes::UNAVAILABLE);
     // A TLS handshake record (0x16), protocol version 3.x.
-    assert_eq!(&peer.await.unwrap()[..2], &[0x16, 0x03]);
+    assert_eq!(first, [0x16, 0x03]);
 }
 
 #[test]
