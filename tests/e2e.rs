@@ -220,18 +220,12 @@ async fn the_lifecycle_runs_on_separate_docket_serve_processes() {
     drop(services);
 }
 
-/// One HTTP/1.1 GET over a plain socket; the body of a 200.
+/// A GET that must answer 200; the body.
 pub(crate) async fn http_get(url: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-    body.to_owned()
+    let response = docket_testkit::http::get(&format!("{url}{path}"), &[]).await;
+    let body = response.text();
+    assert!(response.status == 200, "{}\n{body}", response.head());
+    body
 }
 
 /// The acknowledgement of a review request and the recording of a decision carry a receipt.
@@ -362,20 +356,14 @@ async fn check_review_reads(url: &str) {
     );
 }
 
-/// One HTTP/1.1 GET with an optional `Docket-Actor`; the status and the JSON body.
+/// A GET with an optional `Docket-Actor`; the status and the JSON body.
 async fn http_get_with(url: &str, path: &str, actor: Option<&str>) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let actor = actor.map_or(String::new(), |a| format!("Docket-Actor: {a}\r\n"));
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{actor}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let headers: Vec<(&str, &str)> = actor.map(|a| ("Docket-Actor", a)).into_iter().collect();
+    let response = docket_testkit::http::get(&format!("{url}{path}"), &headers).await;
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    )
 }
 
 /// Sends a command until it is answered with anything but `unavailable`, with the same

@@ -366,18 +366,12 @@ fn violations_logged(server: &docket_testkit::NatsServer) -> Vec<String> {
         .collect()
 }
 
-/// One HTTP/1.0 GET of the server's monitoring endpoint (HTTP/1.0: no chunked body); the body.
+/// A GET of the server's monitoring endpoint that must answer 200; the body.
 async fn monitor_get(url: String, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = url.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.0 200"), "{head}\n{body}");
-    body.to_owned()
+    let response = docket_testkit::http::get(&format!("{url}{path}"), &[]).await;
+    let body = response.text();
+    assert!(response.status == 200, "{}\n{body}", response.head());
+    body
 }
 
 /// Prints the server's permission violations if the test fails, to show what was refused.

@@ -21,7 +21,6 @@ use docket_domain::CommandKind;
 use docket_log::{EventLog, RecordedCommit};
 use docket_notify::events::NotificationEvent;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The `Docket-Actor` header's value for `actor` (`<person uuid>/<role>`). The one place that
 /// builds it, so that signed actor tokens replace it here only.
@@ -273,96 +272,27 @@ async fn attempt(target: &Target, command: &str, actor: &str, key: &str, body: B
     }
 }
 
-/// One HTTP/1.1 POST over a plain socket (connection closed after it): status and body. Any
-/// failure to connect, send or read a whole response is an error (the server may have died).
+/// One POST on its own connection: status and body. Any failure to connect, send or read a
+/// whole response within 10 s is an error (the server may have died).
 pub(crate) async fn http_post(
     base: &str,
     path: &str,
     request_headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<(u16, Vec<u8>), String> {
-    let address = base.trim_start_matches("http://").to_owned();
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&address)
-            .await
-            .map_err(|e| format!("connect {address}: {e}"))?;
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in request_headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        stream
-            .write_all(body)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        parse_response(&response)
-    };
-    match tokio::time::timeout(Duration::from_secs(10), exchange).await {
-        Ok(result) => result,
-        Err(_) => Err("no HTTP response within 10 s".to_owned()),
-    }
-}
-
-fn parse_response(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Err(format!(
-            "incomplete HTTP response ({} bytes)",
-            response.len()
-        ));
-    };
-    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let raw = &response[end + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        let mut body = Vec::new();
-        let mut at = 0;
-        loop {
-            let line_end = raw[at..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("truncated chunk")?;
-            let size_text = String::from_utf8_lossy(&raw[at..at + line_end]).to_string();
-            let size = usize::from_str_radix(size_text.trim(), 16)
-                .map_err(|e| format!("chunk size {size_text:?}: {e}"))?;
-            at += line_end + 2;
-            if size == 0 {
-                break;
-            }
-            if raw.len() < at + size {
-                return Err("truncated chunk".to_owned());
-            }
-            body.extend_from_slice(&raw[at..at + size]);
-            at += size + 2;
-        }
-        body
-    } else {
-        let length = head.lines().find_map(|l| {
-            l.strip_prefix("content-length:")
-                .and_then(|v| v.trim().parse::<usize>().ok())
-        });
-        match length {
-            Some(n) if raw.len() < n => return Err("truncated body".to_owned()),
-            Some(n) => raw[..n].to_vec(),
-            None => raw.to_vec(),
-        }
-    };
-    Ok((status, body))
+    let request_headers: Vec<(&str, &str)> = request_headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let response = docket_testkit::http::try_request(
+        "POST",
+        &format!("{base}{path}"),
+        &request_headers,
+        body,
+        Duration::from_secs(10),
+    )
+    .await?;
+    Ok((response.status, response.body))
 }
 
 /// The actors of the workload.

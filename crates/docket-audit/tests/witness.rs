@@ -14,7 +14,6 @@ use docket_audit::witness::{
     WitnessConfig, WitnessError, WitnessSigner,
 };
 use docket_audit::{CheckpointSigner, CheckpointVerifier, Tree};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 const ORIGIN: &str = "docket.test/witnessed";
@@ -106,33 +105,14 @@ fn witness_key(name: &str) -> (String, String) {
     generate_witness_key(name).unwrap()
 }
 
-/// A raw HTTP/1.1 POST: (status, content type, body).
+/// A POST: (status, content type, body).
 async fn post_raw(url: &str, path: &str, body: &[u8]) -> (u16, String, String) {
-    let address = url.strip_prefix("http://").unwrap();
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_default();
-    (status, content_type, body.to_owned())
+    let answer =
+        docket_testkit::http::try_request("POST", &format!("{url}{path}"), &[], body, TIMEOUT)
+            .await
+            .unwrap();
+    let content_type = answer.header("content-type").unwrap_or_default().to_owned();
+    (answer.status, content_type, answer.text())
 }
 
 fn status_of(result: Result<String, WitnessError>) -> u16 {

@@ -128,12 +128,14 @@ where
     let mut rng = StdRng::seed_from_u64(config.seed);
     let nonce = uuid::Uuid::new_v4().as_u128();
     let ids = Ids::new(nonce);
+    let factors = plan::FactorCodes::of(&policies, policy)?;
     let staff = plan::staff(&mut rng, &ids, config.start, policy);
     let planner = Planner {
         staff: &staff,
         ids: &ids,
         start: config.start,
         policy,
+        factors: &factors,
     };
     let mut used = HashSet::new();
     let cases: Vec<_> = (0..config.cases)

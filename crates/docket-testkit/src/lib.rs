@@ -1,15 +1,17 @@
 //! Real `nats-server` processes for tests: started on free ports with their own JetStream
-//! directories, killed and restarted on demand, stopped on drop.
+//! directories, killed and restarted on demand, stopped on drop; and [`http`], the one small
+//! HTTP client the tests use to read the services' endpoints.
 //!
 //! Tests never talk to a server that happens to be running on the machine: every server gets a
 //! unique `server_name`, and readiness is only declared once the process we spawned answers on
 //! its port with that name. The binary is `nats-server` from `PATH` (or the path in
 //! `DOCKET_NATS_SERVER`); it must be 2.10 or newer, for `sync_interval`.
 //!
-//! The API is synchronous and panics with a clear message on failure, as test helpers do. Call
+//! The servers' API is synchronous and panics with a clear message on failure, as test helpers do. Call
 //! it from `tokio::task::spawn_blocking` when other tasks must keep running meanwhile.
 
 mod cluster;
+pub mod http;
 mod node;
 
 use std::path::{Path, PathBuf};

@@ -100,3 +100,79 @@ fn cluster_of_three_survives_a_node_restart() {
     cluster.restart(1);
     info(port(&cluster.node(1)));
 }
+
+/// A server on a raw socket that reads one request and answers `response`; the request's head.
+async fn answer_once(response: &'static [u8]) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            request.extend_from_slice(&buf[..n]);
+        }
+        socket.write_all(response).await.unwrap();
+        socket.shutdown().await.unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    (url, server)
+}
+
+#[tokio::test]
+async fn the_http_helper_reads_chunked_and_sized_answers_and_sends_headers() {
+    use docket_testkit::http;
+    let (url, server) = answer_once(
+        b"HTTP/1.1 409 Conflict\r\nContent-Type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    )
+    .await;
+    let response = http::get(&format!("{url}/x?y=1"), &[("Docket-Actor", "a/b")]).await;
+    assert_eq!(
+        (response.status, response.text()),
+        (409, "abcde".to_owned())
+    );
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    assert!(response
+        .head()
+        .starts_with("HTTP/1.1 409 Conflict\r\ncontent-type: text/plain"));
+    let request = server.await.unwrap().to_ascii_lowercase();
+    assert!(request.starts_with("get /x?y=1 http/1.1\r\n"), "{request}");
+    assert!(request.contains("\r\ndocket-actor: a/b\r\n"), "{request}");
+
+    let (url, server) = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+    let response = http::post(&url, &[], b"body").await;
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"{}"[..])
+    );
+    assert!(server.await.unwrap().starts_with("POST / HTTP/1.1\r\n"));
+
+    // A closed port and a cut-off answer are errors, not answers.
+    let (url, server) = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc").await;
+    let cut = http::try_request("GET", &url, &[], &[], Duration::from_secs(5)).await;
+    assert!(cut.is_err(), "{cut:?}");
+    server.await.unwrap();
+    let closed = http::try_request("GET", &url, &[], &[], Duration::from_secs(5)).await;
+    assert!(closed.unwrap_err().contains("onnect"));
+}
+
+#[test]
+fn the_blocking_http_helper_works_outside_a_runtime() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).unwrap();
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+    });
+    let response = docket_testkit::http::blocking_get(&url, &[]);
+    assert_eq!((response.status, response.text()), (200, "ok".to_owned()));
+    server.join().unwrap();
+}

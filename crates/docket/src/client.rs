@@ -2,13 +2,20 @@
 //! embedded deployment's HTTP endpoint, with the same headers and bodies.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use docket_bus::{headers, BusError, Headers, NatsTransport, RawReply, Service, Transport};
 use docket_domain::CommandKind;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderName, HeaderValue, USER_AGENT};
+use hyper::{Request, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::{Map, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Options of `docket send`.
 #[derive(Debug, clap::Args)]
@@ -173,7 +180,13 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
         }
     };
     let reply = reply.map_err(|e| anyhow!("{}: {}", e.code, e.message))?;
-    let value: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    let value: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+        anyhow!(
+            "the reply to {} is not JSON ({e}): {}",
+            args.command,
+            snippet(&reply.body)
+        )
+    })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     if reply.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR) {
@@ -186,102 +199,119 @@ pub(crate) async fn send(args: SendArgs) -> Result<()> {
     Ok(())
 }
 
-/// The bus over the embedded deployment's HTTP endpoint: one HTTP/1.1 request per command.
+/// How long a connection to the HTTP endpoint may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a command may wait for its answer: above the 10 s a service may wait for
+/// `Docket-After`, so that wait is answered by the service rather than cut short here.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read; a command's reply is a few hundred bytes.
+const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The bus over the embedded deployment's HTTP endpoint: `POST <base>/api/v1/commands/<name>`
+/// with the bus's headers, on one pool of keep-alive connections shared by every request (so a
+/// demo run opens as many connections as it has commands in flight, not one per command).
+/// Plain HTTP, or HTTPS checked against the system's root certificates.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpTransport {
-    host: String,
-    base_path: String,
+    /// The URL as given, without a trailing `/`, for messages and to build request URIs.
+    base: String,
+    client: HttpClient,
+    timeout: Duration,
+}
+
+/// One hyper client per scheme, so that a plain `http://` endpoint needs no root certificates.
+#[derive(Clone, Debug)]
+enum HttpClient {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Tls(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
 }
 
 impl HttpTransport {
-    /// A transport to `http://host:port[/path]`.
+    /// A transport to `http[s]://host[:port][/path]`.
     pub(crate) fn new(url: &str) -> Result<Self> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            anyhow!("{url:?}: only http:// URLs are supported (the endpoint is local)")
-        })?;
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if host.is_empty() {
+        let base = url.trim().trim_end_matches('/').to_owned();
+        let uri: Uri = base
+            .parse()
+            .map_err(|e| anyhow!("{url:?} is not a URL: {e}"))?;
+        let scheme = uri.scheme_str();
+        if !matches!(scheme, Some("http" | "https")) {
+            bail!("{url:?}: not an http:// or https:// URL");
+        }
+        if uri.host().is_none_or(str::is_empty) {
             bail!("{url:?} has no host");
         }
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30));
+        let client = if scheme == Some("https") {
+            http.enforce_http(false);
+            // The provider is named rather than taken from rustls's process default, which
+            // panics when more than one provider is compiled in.
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+                .map_err(|e| anyhow!("{url}: cannot load the system's root certificates: {e}"))?
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http);
+            HttpClient::Tls(builder.build(https))
+        } else {
+            HttpClient::Plain(builder.build(http))
+        };
         Ok(HttpTransport {
-            host: host.to_owned(),
-            base_path: format!("/{}", path.trim_end_matches('/'))
-                .trim_end_matches('/')
-                .to_owned(),
+            base,
+            client,
+            timeout: REPLY_TIMEOUT,
         })
     }
 
+    /// The same transport, waiting at most `timeout` for each answer.
+    #[cfg(test)]
+    fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// One POST: the status, the headers and the body of the answer.
     async fn exchange(
         &self,
-        path: &str,
+        uri: Uri,
         request_headers: &Headers,
-        body: &[u8],
-    ) -> std::io::Result<Vec<u8>> {
-        let mut stream = tokio::net::TcpStream::connect(&self.host).await?;
-        let mut head = format!(
-            "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.base_path,
-            self.host,
-            body.len()
-        );
+        body: Bytes,
+    ) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
+        let mut request = Request::post(uri)
+            .header(USER_AGENT, concat!("docket/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build the request: {e}"))?;
         for (name, value) in request_headers.iter() {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            let name = HeaderName::try_from(name).map_err(|e| format!("header {name:?}: {e}"))?;
+            let value = HeaderValue::try_from(value).map_err(|e| format!("header {name}: {e}"))?;
+            request.headers_mut().append(name, value);
         }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok(response)
-    }
-}
-
-/// Splits an HTTP/1.1 response into status, headers and body (plain or chunked).
-pub(crate) fn parse_response(raw: &[u8]) -> Result<(u16, Headers, Vec<u8>), String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the response has no end of headers")?;
-    let head =
-        std::str::from_utf8(&raw[..split]).map_err(|_| "the response headers are not text")?;
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or("the response has no status")?;
-    let mut parsed = Headers::new();
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            parsed.append(name.trim(), value.trim());
+        let response = match &self.client {
+            HttpClient::Plain(client) => client.request(request).await,
+            HttpClient::Tls(client) => client.request(request).await,
         }
+        // hyper's outer errors are terse ("client error (Connect)"): `{:#}` adds their sources.
+        .map_err(|e| {
+            format!(
+                "cannot reach the HTTP endpoint at {}: {:#}",
+                self.base,
+                anyhow::Error::new(e)
+            )
+        })?;
+        let (parts, body) = response.into_parts();
+        // Read to the end, so that the connection goes back to the pool for the next command.
+        let body = Limited::new(body, MAX_REPLY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer of {}: {e}", self.base))?
+            .to_bytes();
+        Ok((parts.status, parts.headers, body))
     }
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = parsed
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let line_end = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("truncated chunk size")?;
-            let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "bad chunk size")?;
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| "bad chunk size")?;
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break;
-            }
-            let chunk = rest.get(..size).ok_or("truncated chunk")?;
-            out.extend_from_slice(chunk);
-            rest = rest.get(size + 2..).ok_or("truncated chunk")?;
-        }
-        body = out;
-    }
-    Ok((status, parsed, body))
 }
 
 impl Transport for HttpTransport {
@@ -293,17 +323,32 @@ impl Transport for HttpTransport {
     ) -> Result<RawReply, BusError> {
         let kind =
             docket_bus::parse_subject(subject).ok_or_else(|| BusError::unknown_command(subject))?;
-        let path = format!("/api/v1/commands/{}", kind.name());
-        let raw = self
-            .exchange(&path, &request_headers, &body)
-            .await
-            .map_err(|e| {
-                BusError::unavailable(format!(
-                    "cannot reach the HTTP endpoint at {}: {e}",
-                    self.host
-                ))
-            })?;
-        let (_, reply_headers, reply_body) = parse_response(&raw).map_err(BusError::unavailable)?;
+        let uri: Uri = format!("{}/api/v1/commands/{}", self.base, kind.name())
+            .parse()
+            .map_err(|e| BusError::bad_request(format!("{}: {e}", self.base)))?;
+        let (status, reply_headers, reply_body) =
+            match tokio::time::timeout(self.timeout, self.exchange(uri, &request_headers, body))
+                .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(reason)) => return Err(BusError::unavailable(reason)),
+                Err(_) => {
+                    return Err(BusError::unavailable(format!(
+                        "no answer from {} within {:?}",
+                        self.base, self.timeout
+                    )))
+                }
+            };
+        // Every answer of Docket's endpoint says `Docket-Status`, errors included: without it,
+        // something else answered (another server on the port, a proxy's error page).
+        if reply_headers.get(headers::STATUS).is_none() {
+            return Err(BusError::unavailable(format!(
+                "{} answered {status} without a {} header, so it is not a Docket HTTP endpoint: {}",
+                self.base,
+                headers::STATUS,
+                snippet(&reply_body)
+            )));
+        }
         let mut reply = Headers::new();
         for name in [
             headers::CONTENT_TYPE,
@@ -311,44 +356,27 @@ impl Transport for HttpTransport {
             headers::NATS_SERVICE_ERROR,
             headers::NATS_SERVICE_ERROR_CODE,
         ] {
-            if let Some(v) = reply_headers.get(name) {
+            if let Some(v) = reply_headers.get(name).and_then(|v| v.to_str().ok()) {
                 reply.insert(name, v);
             }
         }
         Ok(RawReply {
             headers: reply,
-            body: Bytes::from(reply_body),
+            body: reply_body,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn responses_parse_plain_and_chunked() {
-        let (status, h, body) = parse_response(
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
-        )
-        .unwrap();
-        assert_eq!(
-            (status, h.get("Content-Type"), body.as_slice()),
-            (200, Some("application/json"), &b"{}"[..])
-        );
-        let (status, _, body) =
-            parse_response(b"HTTP/1.1 409 Conflict\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
-        assert_eq!((status, body.as_slice()), (409, &b"abcde"[..]));
-        assert!(parse_response(b"HTTP/1.1 200").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n").is_err()
-        );
-    }
-
-    #[test]
-    fn urls_are_checked() {
-        assert!(HttpTransport::new("http://127.0.0.1:7400").is_ok());
-        assert!(HttpTransport::new("https://x").is_err());
-        assert!(HttpTransport::new("http://").is_err());
+/// The start of a body, as text, for an error message.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None if text.is_empty() => "(empty body)".to_owned(),
+        None => text.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;

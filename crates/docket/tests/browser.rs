@@ -8,7 +8,7 @@
 //! Missing Chromium or node fails the test: it is part of the suite, not optional.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -682,28 +682,18 @@ fn overview_json(url: &str) -> Value {
     get_json(url, "/api/v1/dashboard/overview", None)
 }
 
-/// A plain HTTP/1.0 GET (no chunked bodies) of JSON, with the `Docket-Actor` header if given.
+/// A GET of JSON that must answer 200, with the `Docket-Actor` header if given.
 fn get_json(url: &str, path: &str, actor: Option<&str>) -> Value {
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let actor = actor.map_or(String::new(), |a| format!("Docket-Actor: {a}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n{actor}\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let mut headers = vec![("Accept", "application/json")];
+    headers.extend(actor.map(|a| ("Docket-Actor", a)));
+    let response = docket_testkit::http::blocking_get(&format!("{url}{path}"), &headers);
+    let (head, body) = (response.head(), response.text());
     assert_eq!(
         head.split(' ').nth(1),
         Some("200"),
         "GET {path}: {head}\n{body}"
     );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
 // ---------- the browser ----------

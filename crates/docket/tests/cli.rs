@@ -573,21 +573,12 @@ fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
 
-/// A plain HTTP/1.1 GET; the body.
+/// A GET that must answer 200; the body.
 fn http_get(url: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-    body.to_owned()
+    let response = docket_testkit::http::blocking_get(&format!("{url}{path}"), &[]);
+    let body = response.text();
+    assert!(response.status == 200, "{}\n{body}", response.head());
+    body
 }
 
 fn json_of(args: &[&str], data: &std::path::Path) -> serde_json::Value {
@@ -900,21 +891,10 @@ fn audit_history_replay_and_consistency_read_a_demo_log() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nothing in the log concerns"));
 }
 
-/// A plain HTTP/1.1 GET; the status and the body.
+/// A GET; the status and the body.
 fn http_get_status(url: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    let response = docket_testkit::http::blocking_get(&format!("{url}{path}"), &[]);
+    (response.status, response.text())
 }
 
 /// Polls the overview until its position reaches `position`.
