@@ -353,9 +353,10 @@ fn the_binary_holds_no_routes_and_no_reads_of_the_world() {
         ".world()",
         "Executor::new",
     ];
+    // Unit tests (`tests.rs` modules) may stand up a server to talk to.
     let files = rust_files(&root().join("crates/docket/src"));
     assert!(!files.is_empty());
-    for path in files {
+    for path in files.into_iter().filter(|p| !p.ends_with("tests.rs")) {
         let text = std::fs::read_to_string(&path).unwrap();
         for word in FORBIDDEN {
             assert!(
