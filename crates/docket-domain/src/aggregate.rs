@@ -115,9 +115,9 @@ impl Default for Deadlines {
 impl Deadlines {
     /// When acknowledging a review requested at `requested_at` is due:
     /// [`Deadlines::acknowledge_business_days`] business days later (see
-    /// [`crate::review::add_business_days`]).
+    /// [`crate::calendar::add_business_days`]).
     pub fn acknowledge_due(&self, requested_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        crate::review::add_business_days(requested_at, self.acknowledge_business_days)
+        crate::calendar::add_business_days(requested_at, self.acknowledge_business_days)
     }
 
     /// When the tier-1 decision of a review requested at `requested_at` is due, before any

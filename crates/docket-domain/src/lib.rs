@@ -7,6 +7,7 @@
 //! exhaustively and every decision replayed exactly.
 
 pub mod aggregate;
+pub mod calendar;
 pub mod case;
 pub mod events;
 pub mod officer;

@@ -7,4 +7,5 @@ mod case_rules;
 mod golden_events;
 mod permissions_matrix;
 mod review_props;
+mod review_rules;
 mod support;
