@@ -9,6 +9,7 @@
 pub mod aggregate;
 pub mod calendar;
 pub mod case;
+pub mod codec;
 pub mod events;
 pub mod officer;
 pub mod permissions;

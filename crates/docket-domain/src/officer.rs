@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, Context, OfficerProfile, Rejection};
-use crate::events::{event_enum, Upcast};
+use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
 use crate::values::{text, Actor, FieldOffice, PersonId, Role};
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::events::{event_enum, Upcast};
+use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
 use crate::values::{text, ANumber, Actor, PersonId, Role};
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DeadlineKind, PriorityReason, RequesterCapacity};
-use crate::events::{event_enum, from_bytes, CodecError, Format, Upcast};
+use crate::codec::{event_enum, from_bytes, CodecError, Format, Upcast};
 use crate::values::{
     ANumber, Actor, CaseId, DecisionId, EnforcementAction, PersonId, ReferralTarget, ReviewId,
     ReviewOutcome, ReviewTier,
@@ -274,7 +274,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::events::to_bytes;
+    use crate::codec::to_bytes;
     use crate::values::{PersonId, Role};
 
     /// A `review.requested` as `decide` records it for a noncitizen asking at 09:00 on
