@@ -94,3 +94,32 @@ impl DomainEvent {
         })
     }
 }
+
+/// `From` an aggregate's event into [`DomainEvent`], and `TryFrom` back (the event itself as the
+/// error when it is another aggregate's).
+macro_rules! domain_event_conversions {
+    ($($variant:ident($event:ty)),+ $(,)?) => {$(
+        impl From<$event> for DomainEvent {
+            fn from(event: $event) -> Self {
+                DomainEvent::$variant(event)
+            }
+        }
+
+        impl TryFrom<DomainEvent> for $event {
+            type Error = DomainEvent;
+            fn try_from(event: DomainEvent) -> Result<Self, DomainEvent> {
+                match event {
+                    DomainEvent::$variant(e) => Ok(e),
+                    other => Err(other),
+                }
+            }
+        }
+    )+};
+}
+
+domain_event_conversions!(
+    Case(crate::case::CaseEvent),
+    Officer(crate::officer::OfficerEvent),
+    Representation(crate::representation::RepresentationEvent),
+    Review(crate::review::ReviewEvent),
+);

@@ -16,9 +16,11 @@ pub mod permissions;
 pub mod policy;
 pub mod representation;
 pub mod review;
+pub mod stream;
 pub mod values;
 
 pub use aggregate::{Aggregate, Context, Deadlines, Directory, Rejection};
 pub use events::{CodecError, DomainEvent, Format};
 pub use permissions::CommandKind;
+pub use stream::{AggregateKind, StreamKey};
 pub use values::{ANumber, Actor, InvalidValue, Role};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregate, Context, OfficerProfile, Rejection};
 use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
+use crate::stream::AggregateKind;
 use crate::values::{text, Actor, FieldOffice, PersonId, Role};
 
 /// Commands of the officer aggregate (stream `officer/<person id>`).
@@ -105,6 +106,8 @@ impl Officer {
 }
 
 impl Aggregate for Officer {
+    const KIND: AggregateKind = AggregateKind::Officer;
+
     type Command = OfficerCommand;
     type Event = OfficerEvent;
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregate, Context, Rejection};
 use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
+use crate::stream::{AggregateKind, StreamKey};
 use crate::values::{text, ANumber, Actor, PersonId, Role};
 
 /// Longest reason for a withdrawal, in characters.
@@ -112,9 +113,10 @@ pub struct Representation {
 
 impl Representation {
     /// The id part of the stream `representation/<key>` for a pair, e.g.
-    /// `A012345678_8c0f…`: letters, digits, `-` and `_` only, as stream ids require.
+    /// `A012345678_8c0f…`: letters, digits, `-` and `_` only, as stream ids require (the naming
+    /// rule is [`crate::stream`]'s).
     pub fn key(a_number: ANumber, representative: PersonId) -> String {
-        format!("{a_number}_{representative}")
+        StreamKey::Representation(a_number, representative).id()
     }
 
     /// True if a G-28 is on file and not withdrawn.
@@ -134,6 +136,8 @@ impl Representation {
 }
 
 impl Aggregate for Representation {
+    const KIND: AggregateKind = AggregateKind::Representation;
+
     type Command = RepresentationCommand;
     type Event = RepresentationEvent;
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use docket_domain::aggregate::{Deadlines, DecisionParties, OfficerProfile};
+use docket_domain::case::CaseEvent;
 use docket_domain::events::{CodecError, Format};
 use docket_domain::permissions::{self, CommandKind};
 use docket_domain::review::{
@@ -16,7 +17,7 @@ use docket_domain::values::{
     ANumber, CaseId, DecisionId, EnforcementAction, FieldOffice, ReferralTarget, ReviewId,
     ReviewOutcome, ReviewTier, Role,
 };
-use docket_domain::Rejection;
+use docket_domain::{DomainEvent, Rejection};
 
 use crate::support::{actor, person, MapDirectory, TestFramework};
 
@@ -1008,4 +1009,37 @@ fn closed_vocabularies_have_stable_codes() {
         serde_json::to_string(&DeadlineKind::Tier1Decision).unwrap(),
         "\"tier1_decision\""
     );
+}
+
+#[test]
+fn stages_have_stable_snake_case_codes() {
+    let codes: Vec<_> = Stage::ALL.iter().map(|s| s.code()).collect();
+    assert_eq!(
+        codes,
+        [
+            "not_requested",
+            "requested",
+            "acknowledged",
+            "tier1_assigned",
+            "tier1_decided",
+            "tier2_requested",
+            "tier2_assigned",
+            "tier2_decided",
+            "withdrawn",
+        ]
+    );
+    assert_eq!(Stage::Tier1Assigned.code(), "tier1_assigned");
+}
+
+#[test]
+fn review_events_convert_into_domain_events_and_back() {
+    let event = new_run()
+        .at(h(0))
+        .when(actor(NONCITIZEN, Role::Requester), request())
+        .then_one();
+    let domain = DomainEvent::from(event.clone());
+    assert_eq!(domain.name(), "review.requested");
+    assert_eq!(ReviewEvent::try_from(domain.clone()), Ok(event));
+    // Another aggregate's conversion hands the event back untouched.
+    assert_eq!(CaseEvent::try_from(domain.clone()), Err(domain));
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use docket_domain::policy::PolicySet;
-use docket_domain::{Actor, Context, Deadlines, Rejection};
+use docket_domain::{Actor, Context, Deadlines, DomainEvent, Rejection};
 use docket_log::{CommitHash, EventLog, ExpectedRevision, LogError, Metadata, StreamId};
 use uuid::Uuid;
 
@@ -252,11 +252,11 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             };
             let names: Vec<String> = events
                 .iter()
-                .map(|e| A::wrap(e.clone()).name().to_owned())
+                .map(|e| Into::<DomainEvent>::into(e.clone()).name().to_owned())
                 .collect();
             let data = events
                 .into_iter()
-                .map(|e| encode_event(&A::wrap(e), Uuid::new_v4()))
+                .map(|e| encode_event(&e.into(), Uuid::new_v4()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ExecError::Codec(e.to_string()))?;
             let metadata = Metadata {

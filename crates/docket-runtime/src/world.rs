@@ -12,7 +12,7 @@ use docket_domain::officer::Officer;
 use docket_domain::representation::Representation;
 use docket_domain::review::Review;
 use docket_domain::values::{ANumber, DecisionId, PersonId};
-use docket_domain::Directory;
+use docket_domain::{AggregateKind, Directory, StreamKey};
 use docket_log::{EventLog, RecordedCommit};
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use crate::executor::ExecError;
 use crate::stored::{decode_event, StoredAggregate};
 
-/// Every aggregate's state as of one log position. Keys are stream ids (`case/<id>`, …); each
+/// Every aggregate's state as of one log position. Keys are stream names ([`StreamKey`]'s text,
+/// `case/<id>`, …); each
 /// value is the stream's revision and the folded state.
 #[derive(Debug, Default)]
 pub struct WorldView {
@@ -56,8 +57,8 @@ impl WorldView {
         let mut state = std::mem::take(&mut entry.1);
         for event in events {
             let name = event.name();
-            let event = A::unwrap(event)
-                .ok_or_else(|| format!("event {name} does not belong in a {} stream", A::KIND))?;
+            let event = A::Event::try_from(event)
+                .map_err(|_| format!("event {name} does not belong in a {} stream", A::KIND))?;
             state = state.evolve(&event);
         }
         *entry = (position, state.clone());
@@ -71,7 +72,7 @@ impl WorldView {
             return Ok(());
         }
         let stream = commit.commit.stream.as_str();
-        let kind = commit.commit.stream.kind();
+        let kind = AggregateKind::parse(commit.commit.stream.kind());
         let decode = || {
             commit
                 .commit
@@ -81,7 +82,7 @@ impl WorldView {
                 .collect::<Result<Vec<_>, _>>()
         };
         match kind {
-            "case" => {
+            Some(AggregateKind::Case) => {
                 let events = decode()?;
                 let recorded: Vec<_> = events
                     .iter()
@@ -107,19 +108,19 @@ impl WorldView {
                     }
                 }
             }
-            "officer" => {
+            Some(AggregateKind::Officer) => {
                 let events = decode()?;
                 Self::apply_events(&mut self.officers, stream, position, events)?;
             }
-            "representation" => {
+            Some(AggregateKind::Representation) => {
                 let events = decode()?;
                 Self::apply_events(&mut self.representations, stream, position, events)?;
             }
-            "review" => {
+            Some(AggregateKind::Review) => {
                 let events = decode()?;
                 Self::apply_events(&mut self.reviews, stream, position, events)?;
             }
-            _ => {}
+            None => {}
         }
         if let Some(key) = &commit.commit.metadata.idempotency_key {
             self.idempotency_keys.insert(key.clone(), position);
@@ -132,15 +133,12 @@ impl WorldView {
 impl Directory for WorldView {
     fn officer(&self, person: PersonId) -> Option<OfficerProfile> {
         self.officers
-            .get(&format!("officer/{person}"))
+            .get(&StreamKey::Officer(person).to_string())
             .and_then(|(_, o)| o.profile())
     }
 
     fn has_g28(&self, a_number: ANumber, representative: PersonId) -> bool {
-        let key = format!(
-            "representation/{}",
-            Representation::key(a_number, representative)
-        );
+        let key = StreamKey::Representation(a_number, representative).to_string();
         self.representations
             .get(&key)
             .is_some_and(|(_, r)| r.is_active())

@@ -30,7 +30,7 @@ use docket_domain::case::{Case, CaseEvent};
 use docket_domain::events::DomainEvent;
 use docket_domain::policy::PolicySet;
 use docket_domain::review::{DeadlineKind, Review};
-use docket_domain::{Aggregate, Deadlines};
+use docket_domain::{Aggregate, AggregateKind, Deadlines};
 use docket_log::RecordedCommit;
 use docket_runtime::{decode_event, WorldView};
 
@@ -225,21 +225,21 @@ impl RuleChecker {
         }
         let at = self.commit_time(commit)?;
         self.unique_ids(commit)?;
-        match kind {
-            "case" => {
+        match AggregateKind::parse(kind) {
+            Some(AggregateKind::Case) => {
                 let events = self.decode_timed(commit, at)?;
                 self.check_case(commit, at, &events)?;
                 self.apply(commit)
             }
-            "review" => {
+            Some(AggregateKind::Review) => {
                 let events = self.decode_timed(commit, at)?;
                 self.check_review(commit, at, &events)
             }
-            "officer" | "representation" => {
+            Some(AggregateKind::Officer | AggregateKind::Representation) => {
                 self.decode_timed(commit, at)?;
                 self.apply(commit)
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregate, Context, Rejection};
 use crate::permissions::CommandKind;
 use crate::policy::{CaseFacts, Policy};
+use crate::stream::AggregateKind;
 use crate::values::{
     text, ANumber, CaseId, Code, ContentHash, DecisionId, EncounterPlace, EnforcementAction,
     FieldOffice, InvalidValue, MannerOfEntry, PersonId, ProtectedArea, RecordId, RecordSource,
@@ -275,6 +276,8 @@ fn trained(ctx: &Context<'_>, policy: Option<&Policy>) -> Result<(), Rejection> 
 }
 
 impl Aggregate for Case {
+    const KIND: AggregateKind = AggregateKind::Case;
+
     type Command = CaseCommand;
     type Event = CaseEvent;
 

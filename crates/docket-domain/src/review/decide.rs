@@ -5,6 +5,7 @@ use super::event::*;
 use super::state::{Tier, TierDecision};
 use super::{RequesterCapacity, Review, ReviewCommand, Stage, MAX_REASON, MAX_TEXT};
 use crate::aggregate::{Aggregate, Context, Rejection};
+use crate::stream::AggregateKind;
 use crate::values::{
     text, EnforcementAction, InvalidValue, PersonId, ReferralTarget, ReviewOutcome, ReviewTier,
     Role,
@@ -225,6 +226,8 @@ impl Review {
 }
 
 impl Aggregate for Review {
+    const KIND: AggregateKind = AggregateKind::Review;
+
     type Command = ReviewCommand;
     type Event = ReviewEvent;
 

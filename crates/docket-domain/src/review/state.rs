@@ -29,6 +29,36 @@ pub enum Stage {
     Withdrawn,
 }
 
+impl Stage {
+    /// Every stage, in process order.
+    pub const ALL: [Stage; 9] = [
+        Stage::NotRequested,
+        Stage::Requested,
+        Stage::Acknowledged,
+        Stage::Tier1Assigned,
+        Stage::Tier1Decided,
+        Stage::Tier2Requested,
+        Stage::Tier2Assigned,
+        Stage::Tier2Decided,
+        Stage::Withdrawn,
+    ];
+
+    /// The stable code, snake case, e.g. `tier1_assigned`: what APIs and the dashboard show.
+    pub fn code(self) -> &'static str {
+        match self {
+            Stage::NotRequested => "not_requested",
+            Stage::Requested => "requested",
+            Stage::Acknowledged => "acknowledged",
+            Stage::Tier1Assigned => "tier1_assigned",
+            Stage::Tier1Decided => "tier1_decided",
+            Stage::Tier2Requested => "tier2_requested",
+            Stage::Tier2Assigned => "tier2_assigned",
+            Stage::Tier2Decided => "tier2_decided",
+            Stage::Withdrawn => "withdrawn",
+        }
+    }
+}
+
 /// A tier's decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TierDecision {
