@@ -11,12 +11,13 @@ use docket_domain::events::{DomainEvent, Format};
 use docket_domain::policy::PolicySet;
 use docket_domain::review::{Review, ReviewEvent};
 use docket_domain::values::{ANumber, CaseId, ReviewId};
+use docket_domain::world::WorldView;
 use docket_domain::{Aggregate, AggregateKind, StreamKey};
 use docket_log::RecordedCommit;
-use docket_runtime::{decode_event, WorldView};
 use serde::Serialize;
 
 use crate::rules::{rederive, ProposalFacts};
+use crate::{apply_commit, decode_event};
 use serde_json::Value;
 
 /// Why a log could not be read as the domain's.
@@ -381,12 +382,10 @@ pub fn replay(
         if !included {
             break;
         }
-        world
-            .apply(&commit)
-            .map_err(|reason| InspectError::Unreadable {
-                position: commit.position,
-                reason,
-            })?;
+        apply_commit(&mut world, &commit).map_err(|reason| InspectError::Unreadable {
+            position: commit.position,
+            reason,
+        })?;
         at = Some(recorded);
     }
     let mut summary = Summary {

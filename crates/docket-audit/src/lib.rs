@@ -29,3 +29,37 @@ pub use receipt::{verify_receipt, Receipt, VerifiedReceipt};
 pub use store::{CheckpointStore, StoredCheckpoint};
 pub use tree::{leaf_hash, Hash, Tree, TreeError};
 pub use verify::{verify, verify_with_tree, Anchors, Coverage, Failure, Report, VerifyOptions};
+
+/// Reads one domain event out of the log (postcard, upcasting old versions), as the services do.
+pub(crate) fn decode_event(
+    data: &docket_log::EventData,
+) -> Result<docket_domain::DomainEvent, docket_domain::CodecError> {
+    docket_domain::DomainEvent::decode(
+        &data.type_name,
+        data.type_version,
+        &data.payload,
+        docket_domain::Format::Postcard,
+    )
+}
+
+/// Applies one commit to the domain's fold of the world, decoding its events only when an
+/// aggregate owns its stream.
+pub(crate) fn apply_commit(
+    world: &mut docket_domain::world::WorldView,
+    commit: &docket_log::RecordedCommit,
+) -> Result<(), String> {
+    let position = commit.position;
+    world.apply(
+        position,
+        commit.commit.stream.as_str(),
+        commit.commit.metadata.idempotency_key.as_deref(),
+        || {
+            commit
+                .commit
+                .events
+                .iter()
+                .map(|e| decode_event(e).map_err(|err| format!("commit {position}: {err}")))
+                .collect()
+        },
+    )
+}

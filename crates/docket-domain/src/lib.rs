@@ -18,6 +18,7 @@ pub mod representation;
 pub mod review;
 pub mod stream;
 pub mod values;
+pub mod world;
 
 pub use aggregate::{Aggregate, Context, Deadlines, Directory, Rejection};
 pub use events::{CodecError, DomainEvent, Format};

@@ -10,3 +10,4 @@ mod representation_rules;
 mod review_props;
 mod review_rules;
 mod support;
+mod world_fold;

@@ -40,7 +40,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Every deadline due at or before `now`, and the earliest one after it.
 #[allow(clippy::type_complexity)]
 fn scan(
-    view: &crate::world::WorldView,
+    view: &docket_domain::world::WorldView,
     now: DateTime<Utc>,
 ) -> (Vec<(String, DeadlineKind)>, Option<DateTime<Utc>>) {
     let mut due_now = Vec::new();

@@ -219,7 +219,7 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
     // The world decides; let it see the causing commit first.
     executor
         .world()
-        .wait_applied(commit.position, executor.config().catch_up_timeout)
+        .wait_until(commit.position, executor.config().catch_up_timeout)
         .await?;
     let assessed = {
         let view = executor.world().read();

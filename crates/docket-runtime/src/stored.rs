@@ -1,48 +1,15 @@
 //! How aggregates map onto log streams and how domain events travel inside commits.
 
-use std::collections::HashMap;
-
-use docket_domain::case::Case;
 use docket_domain::events::{CodecError, DomainEvent, Format};
-use docket_domain::officer::Officer;
-use docket_domain::representation::Representation;
-use docket_domain::review::Review;
-use docket_domain::Aggregate;
+use docket_domain::world::InWorld;
 use docket_log::EventData;
 use uuid::Uuid;
 
-use crate::world::WorldView;
+/// An aggregate the executor decides for: one the world keeps ([`InWorld`]: its states, its
+/// stream kind and event conversions all come from the domain) and that can cross tasks.
+pub trait StoredAggregate: InWorld + Send + Sync + 'static {}
 
-/// An aggregate the world keeps: where its states are. Its stream kind (`Aggregate::KIND`) and
-/// the conversions of its events to and from [`DomainEvent`] come from the domain.
-pub trait StoredAggregate: Aggregate + Send + Sync + 'static {
-    /// Its states in the world.
-    fn states(world: &WorldView) -> &HashMap<String, (u64, Self)>;
-}
-
-impl StoredAggregate for Case {
-    fn states(world: &WorldView) -> &HashMap<String, (u64, Self)> {
-        &world.cases
-    }
-}
-
-impl StoredAggregate for Officer {
-    fn states(world: &WorldView) -> &HashMap<String, (u64, Self)> {
-        &world.officers
-    }
-}
-
-impl StoredAggregate for Representation {
-    fn states(world: &WorldView) -> &HashMap<String, (u64, Self)> {
-        &world.representations
-    }
-}
-
-impl StoredAggregate for Review {
-    fn states(world: &WorldView) -> &HashMap<String, (u64, Self)> {
-        &world.reviews
-    }
-}
+impl<A: InWorld + Send + Sync + 'static> StoredAggregate for A {}
 
 /// A domain event as the log stores it: postcard payload, type name and version beside it.
 pub fn encode_event(event: &DomainEvent, id: Uuid) -> Result<EventData, CodecError> {

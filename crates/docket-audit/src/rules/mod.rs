@@ -1,5 +1,5 @@
 //! The process rules an audit checks over the log, by folding the domain's events exactly as the
-//! services do (the service runtime's [`WorldView`]) and judging each step with the domain's own
+//! services do (the domain's fold, [`WorldView`]) and judging each step with the domain's own
 //! types, policy and deadlines. What a rule can recompute, it recomputes, rather than believe
 //! what the events say:
 //!
@@ -30,9 +30,9 @@ use docket_domain::case::{Case, CaseEvent};
 use docket_domain::events::DomainEvent;
 use docket_domain::policy::PolicySet;
 use docket_domain::review::{DeadlineKind, Review};
+use docket_domain::world::WorldView;
 use docket_domain::{Aggregate, AggregateKind, Deadlines};
 use docket_log::RecordedCommit;
-use docket_runtime::{decode_event, WorldView};
 
 pub use decisions::{rederive, ProposalFacts, Rederived};
 
@@ -377,9 +377,7 @@ impl RuleChecker {
 
     fn apply(&mut self, commit: &RecordedCommit) -> Result<(), RuleFailure> {
         self.domain_commits += 1;
-        self.world
-            .apply(commit)
-            .map_err(|e| fail(commit.position, DECODE, e))
+        crate::apply_commit(&mut self.world, commit).map_err(|e| fail(commit.position, DECODE, e))
     }
 
     /// The checks that need the whole log: every deadline still running whose recomputed due
@@ -459,7 +457,7 @@ fn decode_all(commit: &RecordedCommit) -> Result<Vec<DomainEvent>, RuleFailure> 
         .events
         .iter()
         .map(|e| {
-            decode_event(e).map_err(|err| {
+            crate::decode_event(e).map_err(|err| {
                 fail(
                     commit.position,
                     DECODE,
