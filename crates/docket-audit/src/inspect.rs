@@ -16,8 +16,8 @@ use docket_domain::{Aggregate, AggregateKind, StreamKey};
 use docket_log::RecordedCommit;
 use serde::Serialize;
 
+use crate::decode_event;
 use crate::rules::{rederive, ProposalFacts};
-use crate::{apply_commit, decode_event};
 use serde_json::Value;
 
 /// Why a log could not be read as the domain's.
@@ -382,10 +382,17 @@ pub fn replay(
         if !included {
             break;
         }
-        apply_commit(&mut world, &commit).map_err(|reason| InspectError::Unreadable {
-            position: commit.position,
-            reason,
-        })?;
+        world
+            .apply(
+                commit.position,
+                commit.commit.stream.as_str(),
+                commit.commit.metadata.idempotency_key.as_deref(),
+                || events(&commit).map_err(|e| e.to_string()),
+            )
+            .map_err(|reason| InspectError::Unreadable {
+                position: commit.position,
+                reason,
+            })?;
         at = Some(recorded);
     }
     let mut summary = Summary {

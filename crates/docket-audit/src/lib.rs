@@ -41,25 +41,3 @@ pub(crate) fn decode_event(
         docket_domain::Format::Postcard,
     )
 }
-
-/// Applies one commit to the domain's fold of the world, decoding its events only when an
-/// aggregate owns its stream.
-pub(crate) fn apply_commit(
-    world: &mut docket_domain::world::WorldView,
-    commit: &docket_log::RecordedCommit,
-) -> Result<(), String> {
-    let position = commit.position;
-    world.apply(
-        position,
-        commit.commit.stream.as_str(),
-        commit.commit.metadata.idempotency_key.as_deref(),
-        || {
-            commit
-                .commit
-                .events
-                .iter()
-                .map(|e| decode_event(e).map_err(|err| format!("commit {position}: {err}")))
-                .collect()
-        },
-    )
-}

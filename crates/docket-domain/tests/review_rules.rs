@@ -19,29 +19,8 @@ use docket_domain::values::{
 };
 use docket_domain::{DomainEvent, Rejection};
 
+use crate::support::review_world::*;
 use crate::support::{actor, person, MapDirectory, TestFramework};
-
-// People of the test world.
-const NONCITIZEN: u128 = 10;
-const REP: u128 = 11;
-const STRANGER: u128 = 12;
-/// Made decision D1; also registered as a first-tier reviewer, to tempt a conflict.
-const OFFICER: u128 = 20;
-/// Approved decision D1; registered as a Senior Reviewing Official, likewise.
-const APPROVER: u128 = 21;
-const REVIEWER: u128 = 30;
-/// Approved decision D2.
-const REVIEWER2: u128 = 31;
-const FAR_REVIEWER: u128 = 32;
-const SRO: u128 = 40;
-const SRO2: u128 = 41;
-const DIRECTOR: u128 = 50;
-const SYSTEM: u128 = 60;
-
-const D1: u128 = 100;
-const D2: u128 = 101;
-const C1: u128 = 200;
-const C2: u128 = 201;
 
 fn a_number() -> ANumber {
     ANumber::parse("A012345678").unwrap()

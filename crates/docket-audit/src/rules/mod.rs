@@ -229,15 +229,15 @@ impl RuleChecker {
             Some(AggregateKind::Case) => {
                 let events = self.decode_timed(commit, at)?;
                 self.check_case(commit, at, &events)?;
-                self.apply(commit)
+                self.apply(commit, events)
             }
             Some(AggregateKind::Review) => {
                 let events = self.decode_timed(commit, at)?;
-                self.check_review(commit, at, &events)
+                self.check_review(commit, at, events)
             }
             Some(AggregateKind::Officer | AggregateKind::Representation) => {
-                self.decode_timed(commit, at)?;
-                self.apply(commit)
+                let events = self.decode_timed(commit, at)?;
+                self.apply(commit, events)
             }
             None => Ok(()),
         }
@@ -375,9 +375,21 @@ impl RuleChecker {
             .unwrap_or_default()
     }
 
-    fn apply(&mut self, commit: &RecordedCommit) -> Result<(), RuleFailure> {
+    /// Folds the commit's events, already decoded, into the world.
+    fn apply(
+        &mut self,
+        commit: &RecordedCommit,
+        events: Vec<DomainEvent>,
+    ) -> Result<(), RuleFailure> {
         self.domain_commits += 1;
-        crate::apply_commit(&mut self.world, commit).map_err(|e| fail(commit.position, DECODE, e))
+        self.world
+            .apply(
+                commit.position,
+                commit.commit.stream.as_str(),
+                commit.commit.metadata.idempotency_key.as_deref(),
+                || Ok(events),
+            )
+            .map_err(|e| fail(commit.position, DECODE, e))
     }
 
     /// The checks that need the whole log: every deadline still running whose recomputed due

@@ -2,6 +2,7 @@
 //! by maps, contexts at fixed times, sample values.
 
 pub mod given;
+pub mod review_world;
 
 pub use given::TestFramework;
 
