@@ -8,7 +8,7 @@
 //! version is in force the decision is recorded as such, not refused. Only the system recomputes
 //! an assessment's guidance (when the record changes); it never touches the assessed factors.
 //!
-//! The events are in [`event`], re-exported here; this file holds the commands, the state and
+//! The events are in `event.rs`, re-exported here; this file holds the commands, the state and
 //! the rules.
 
 mod event;

@@ -8,14 +8,15 @@
 //! Information requests pause nothing; they are recorded, and a tier's decision makes any still
 //! unanswered moot.
 //!
-//! Deadlines are computed when a step happens, from [`Context::deadlines`], and travel in the
-//! events (`acknowledge_due`, `decision_due`, `tier2_request_closes`): the state — and an audit
-//! replaying it — sees the deadlines that were in force, and a later change of configuration does
-//! not move them. A due time is the instant the deadline passes: from then on the System role may
-//! record it missed. Business days are Monday to Friday in UTC, without holidays.
+//! Deadlines are computed when a step happens, from
+//! [`Context::deadlines`](crate::Context::deadlines), and travel in the events
+//! (`acknowledge_due`, `decision_due`, `tier2_request_closes`): the state — and an audit replaying
+//! it — sees the deadlines that were in force, and a later change of configuration does not move
+//! them. A due time is the instant the deadline passes: from then on the System role may record it
+//! missed. Business days are Monday to Friday in UTC, without holidays.
 //!
-//! The code follows the aggregate's seams: [`command`] (what it accepts), [`event`] (what it
-//! records, with its upcasts), [`state`] (the fold and what it answers), and `decide` (the rules).
+//! The code follows the aggregate's seams: `command` (what it accepts), `event` (what it
+//! records, with its upcasts), `state` (the fold and what it answers), and `decide` (the rules).
 //! The business-day calendar the deadlines use is the process's, in [`crate::calendar`].
 
 mod command;
