@@ -10,12 +10,13 @@ use docket_domain::case::{Case, CaseEvent};
 use docket_domain::events::{DomainEvent, Format};
 use docket_domain::policy::PolicySet;
 use docket_domain::review::{Review, ReviewEvent};
-use docket_domain::values::ANumber;
-use docket_domain::Aggregate;
+use docket_domain::values::{ANumber, CaseId, ReviewId};
+use docket_domain::world::WorldView;
+use docket_domain::{Aggregate, AggregateKind, StreamKey};
 use docket_log::RecordedCommit;
-use docket_runtime::{decode_event, WorldView};
 use serde::Serialize;
 
+use crate::decode_event;
 use crate::rules::{rederive, ProposalFacts};
 use serde_json::Value;
 
@@ -133,10 +134,7 @@ fn recorded_at(commit: &RecordedCommit) -> DateTime<Utc> {
 }
 
 fn domain_kind(commit: &RecordedCommit) -> bool {
-    matches!(
-        commit.commit.stream.kind(),
-        "case" | "officer" | "representation" | "review"
-    )
+    AggregateKind::parse(commit.commit.stream.kind()).is_some()
 }
 
 fn entry(commit: &RecordedCommit, event: &DomainEvent) -> Entry {
@@ -197,8 +195,8 @@ pub fn history(
     }
     let mut streams: BTreeSet<String> = BTreeSet::new();
     if let Some(id) = id {
-        streams.insert(format!("case/{id}"));
-        streams.insert(format!("review/{id}"));
+        streams.insert(StreamKey::Case(CaseId(id)).to_string());
+        streams.insert(StreamKey::Review(ReviewId(id)).to_string());
     }
     let mut entries = Vec::new();
     for commit in commits {
@@ -215,7 +213,7 @@ pub fn history(
                 }
                 DomainEvent::Review(ReviewEvent::Requested(r))
                     if Some(r.a_number) == a_number
-                        || streams.contains(&format!("case/{}", r.case)) =>
+                        || streams.contains(&StreamKey::Case(r.case).to_string()) =>
                 {
                     streams.insert(stream.clone());
                 }
@@ -223,8 +221,7 @@ pub fn history(
             }
         }
         if let Some(a) = a_number {
-            if commit.commit.stream.kind() == "representation"
-                && commit.commit.stream.id().starts_with(&format!("{a}_"))
+            if matches!(stream.parse::<StreamKey>(), Ok(StreamKey::Representation(of, _)) if of == a)
             {
                 streams.insert(stream.clone());
             }
@@ -386,7 +383,12 @@ pub fn replay(
             break;
         }
         world
-            .apply(&commit)
+            .apply(
+                commit.position,
+                commit.commit.stream.as_str(),
+                commit.commit.metadata.idempotency_key.as_deref(),
+                || events(&commit).map_err(|e| e.to_string()),
+            )
             .map_err(|reason| InspectError::Unreadable {
                 position: commit.position,
                 reason,
@@ -428,8 +430,8 @@ pub fn replay(
         Some(s) => {
             let id = uuid::Uuid::parse_str(s.trim())
                 .map_err(|_| InspectError::BadSubject(s.to_owned()))?;
-            let case = format!("case/{id}");
-            let review = format!("review/{id}");
+            let case = StreamKey::Case(CaseId(id)).to_string();
+            let review = StreamKey::Review(ReviewId(id)).to_string();
             if let Some((revision, state)) = world.cases.get(&case) {
                 Some(Subject {
                     stream: case,
@@ -576,7 +578,7 @@ pub fn consistency(
     let mut proposals = ProposalFacts::default();
     let mut out = Consistency::default();
     for commit in commits {
-        if commit.commit.stream.kind() != "case" {
+        if AggregateKind::parse(commit.commit.stream.kind()) != Some(AggregateKind::Case) {
             continue;
         }
         let stream = commit.commit.stream.as_str().to_owned();

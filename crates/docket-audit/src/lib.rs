@@ -28,3 +28,15 @@ pub use receipt::{verify_receipt, Receipt, VerifiedReceipt};
 pub use store::{CheckpointStore, StoredCheckpoint};
 pub use tree::{leaf_hash, Hash, Tree, TreeError};
 pub use verify::{verify, verify_with_tree, Anchors, Coverage, Failure, Report, VerifyOptions};
+
+/// Reads one domain event out of the log (postcard, upcasting old versions), as the services do.
+pub(crate) fn decode_event(
+    data: &docket_log::EventData,
+) -> Result<docket_domain::DomainEvent, docket_domain::CodecError> {
+    docket_domain::DomainEvent::decode(
+        &data.type_name,
+        data.type_version,
+        &data.payload,
+        docket_domain::Format::Postcard,
+    )
+}

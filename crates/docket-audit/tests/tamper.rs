@@ -291,7 +291,7 @@ fn a_review_left_unacknowledged_past_its_deadline_fails_at_the_request() {
         // acknowledgement is among them.
         let mut world = docket_runtime::WorldView::default();
         for c in &commits {
-            world.apply(c).unwrap();
+            docket_runtime::apply_commit(&mut world, c).unwrap();
         }
         let expected = world
             .reviews

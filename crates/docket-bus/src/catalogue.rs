@@ -78,38 +78,17 @@ impl fmt::Display for Service {
     }
 }
 
-/// The aggregate (and log stream kind) a command addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AggregateKind {
-    /// `case/<case id>`, addressed by the body field `case`.
-    Case,
-    /// `officer/<person id>`, addressed by `person`.
-    Officer,
-    /// `representation/<A-number>_<person id>`, addressed by `a_number` and `representative`.
-    Representation,
-    /// `review/<review id>`, addressed by `review`.
-    Review,
-}
+/// The aggregate (and log stream kind) a command addresses: the domain's, whose stream naming it
+/// is.
+pub use docket_domain::AggregateKind;
 
-impl AggregateKind {
-    /// The stream kind, e.g. `case`.
-    pub fn name(self) -> &'static str {
-        match self {
-            AggregateKind::Case => "case",
-            AggregateKind::Officer => "officer",
-            AggregateKind::Representation => "representation",
-            AggregateKind::Review => "review",
-        }
-    }
-
-    /// The body fields that name the target stream.
-    pub fn target_fields(self) -> &'static [&'static str] {
-        match self {
-            AggregateKind::Case => &["case"],
-            AggregateKind::Officer => &["person"],
-            AggregateKind::Representation => &["a_number", "representative"],
-            AggregateKind::Review => &["review"],
-        }
+/// The body fields that name the target stream of a command addressing `kind`.
+pub fn target_fields(kind: AggregateKind) -> &'static [&'static str] {
+    match kind {
+        AggregateKind::Case => &["case"],
+        AggregateKind::Officer => &["person"],
+        AggregateKind::Representation => &["a_number", "representative"],
+        AggregateKind::Review => &["review"],
     }
 }
 

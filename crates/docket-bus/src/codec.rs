@@ -28,7 +28,7 @@ use serde::de::{
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::catalogue::{spec, AggregateKind, CommandSpec};
+use crate::catalogue::{spec, target_fields, AggregateKind, CommandSpec};
 use crate::command::{
     AggregateCommand, CaseTarget, DomainCommand, OfficerTarget, RepresentationTarget, ReviewTarget,
 };
@@ -245,7 +245,7 @@ fn encode_parts<C: AggregateCommand>(
                         spec.kind
                     ),
                 )
-                .with_details(json!({ "fields": spec.aggregate.target_fields() })))
+                .with_details(json!({ "fields": target_fields(spec.aggregate) })))
             }
         }
     }
@@ -313,7 +313,7 @@ fn decode_parts<C: AggregateCommand>(
                 fields: &fields,
             })
             .map_err(|e| json_error(spec, &e))?;
-            let target_fields = spec.aggregate.target_fields();
+            let target_fields = target_fields(spec.aggregate);
             let mut unknown: Vec<String> = map
                 .keys()
                 .filter(|k| !fields.get().contains(&k.as_str()))

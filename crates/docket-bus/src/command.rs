@@ -11,7 +11,7 @@ use docket_domain::officer::OfficerCommand;
 use docket_domain::representation::RepresentationCommand;
 use docket_domain::review::ReviewCommand;
 use docket_domain::values::{CaseId, PersonId, ReviewId};
-use docket_domain::{ANumber, CommandKind};
+use docket_domain::{ANumber, CommandKind, StreamKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -104,18 +104,24 @@ impl DomainCommand {
         catalogue::subject(self.kind())
     }
 
-    /// The log stream it addresses, e.g. `case/8c0f…` or `representation/A012345678_8c0f…`.
-    pub fn stream(&self) -> String {
+    /// The log stream it addresses.
+    pub fn key(&self) -> StreamKey {
         match self {
-            DomainCommand::Case { case, .. } => format!("case/{case}"),
-            DomainCommand::Officer { person, .. } => format!("officer/{person}"),
+            DomainCommand::Case { case, .. } => StreamKey::Case(*case),
+            DomainCommand::Officer { person, .. } => StreamKey::Officer(*person),
             DomainCommand::Representation {
                 a_number,
                 representative,
                 ..
-            } => format!("representation/{a_number}_{representative}"),
-            DomainCommand::Review { review, .. } => format!("review/{review}"),
+            } => StreamKey::Representation(*a_number, *representative),
+            DomainCommand::Review { review, .. } => StreamKey::Review(*review),
         }
+    }
+
+    /// The name of the log stream it addresses, e.g. `case/8c0f…` or
+    /// `representation/A012345678_8c0f…`.
+    pub fn stream(&self) -> String {
+        self.key().to_string()
     }
 }
 

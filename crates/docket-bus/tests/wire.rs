@@ -117,9 +117,7 @@ fn the_catalogue_table_matches_the_domain_enums() {
         };
         assert_eq!(variant, spec.variant, "{kind}");
         assert_eq!(u32::from(tagged_postcard[0]), spec.index, "{kind}");
-        let carries = spec
-            .aggregate
-            .target_fields()
+        let carries = catalogue::target_fields(spec.aggregate)
             .iter()
             .all(|f| fields.get(f).is_some());
         assert_eq!(carries, spec.carries_target, "{kind}");
@@ -127,6 +125,8 @@ fn the_catalogue_table_matches_the_domain_enums() {
             command.stream().split('/').next(),
             Some(spec.aggregate.name())
         );
+        assert_eq!(command.key().kind(), spec.aggregate, "{kind}");
+        assert_eq!(command.stream().parse(), Ok(command.key()), "{kind}");
         assert!(docket_log::StreamId::new(command.stream()).is_ok());
     }
 }

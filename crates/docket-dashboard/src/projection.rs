@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use docket_domain::case::CaseEvent;
 use docket_domain::policy::DepartureKind;
-use docket_domain::review::{DeadlineKind, ReviewEvent};
+use docket_domain::review::{DeadlineKind, ReviewEvent, Stage};
 use docket_domain::values::{
     CaseId, EnforcementAction, FieldOffice, PriorityCategory, ReviewOutcome, ReviewTier,
 };
@@ -69,16 +69,9 @@ impl QueueStage {
         QueueStage::Tier2Assigned,
     ];
 
-    /// The stable code.
+    /// The stable code: the domain's for the same stage ([`Stage::code`]).
     pub fn code(&self) -> &'static str {
-        match self {
-            QueueStage::Requested => "requested",
-            QueueStage::Acknowledged => "acknowledged",
-            QueueStage::Tier1Assigned => "tier1_assigned",
-            QueueStage::Tier1Decided => "tier1_decided",
-            QueueStage::Tier2Requested => "tier2_requested",
-            QueueStage::Tier2Assigned => "tier2_assigned",
-        }
+        Stage::from(*self).code()
     }
 
     /// The tier a queued review waits at.
@@ -86,6 +79,20 @@ impl QueueStage {
         match self {
             QueueStage::Tier2Requested | QueueStage::Tier2Assigned => ReviewTier::Tier2,
             _ => ReviewTier::Tier1,
+        }
+    }
+}
+
+/// The domain's stage a queue stage is (the queue shows the open stages only).
+impl From<QueueStage> for Stage {
+    fn from(stage: QueueStage) -> Stage {
+        match stage {
+            QueueStage::Requested => Stage::Requested,
+            QueueStage::Acknowledged => Stage::Acknowledged,
+            QueueStage::Tier1Assigned => Stage::Tier1Assigned,
+            QueueStage::Tier1Decided => Stage::Tier1Decided,
+            QueueStage::Tier2Requested => Stage::Tier2Requested,
+            QueueStage::Tier2Assigned => Stage::Tier2Assigned,
         }
     }
 }

@@ -175,14 +175,10 @@ fn check_against_the_log(dashboard: &Dashboard, commits: &[RecordedCommit], demo
     let view = demo.world.read();
     let mut stages: BTreeMap<&str, u64> = BTreeMap::new();
     for (_, review) in view.reviews.values() {
-        let stage = match review.stage() {
-            Stage::Requested => QueueStage::Requested,
-            Stage::Acknowledged => QueueStage::Acknowledged,
-            Stage::Tier1Assigned => QueueStage::Tier1Assigned,
-            Stage::Tier2Requested => QueueStage::Tier2Requested,
-            Stage::Tier2Assigned => QueueStage::Tier2Assigned,
-            _ => continue,
-        };
+        let stage = review.stage();
+        if !QueueStage::QUEUED.iter().any(|q| Stage::from(*q) == stage) {
+            continue;
+        }
         *stages.entry(stage.code()).or_insert(0) += 1;
     }
     let queued: u64 = stages.values().sum();
@@ -430,4 +426,22 @@ async fn the_dashboard_follows_a_log_on_jetstream() {
     }
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
+}
+
+#[test]
+fn queue_stages_are_the_domains_stages_with_their_codes() {
+    use QueueStage as Q;
+    for q in [
+        Q::Requested,
+        Q::Acknowledged,
+        Q::Tier1Assigned,
+        Q::Tier1Decided,
+        Q::Tier2Requested,
+        Q::Tier2Assigned,
+    ] {
+        assert_eq!(q.code(), Stage::from(q).code());
+        // The projection's stored form spells the same code.
+        assert_eq!(serde_json::to_value(q).unwrap(), q.code());
+    }
+    assert_eq!(Q::Tier1Assigned.code(), "tier1_assigned");
 }

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Days, Utc};
 
+use crate::events::DomainEvent;
 use crate::permissions::{self, CommandKind};
 use crate::policy::PolicySet;
+use crate::stream::AggregateKind;
 use crate::values::{
     ANumber, Actor, CaseId, DecisionId, EnforcementAction, FieldOffice, InvalidValue, PersonId,
     ReviewTier, Role,
@@ -12,10 +14,12 @@ use crate::values::{
 
 /// An aggregate: a consistency boundary whose state is the fold of its events.
 pub trait Aggregate: Default + Clone {
+    /// The kind of the streams it lives in, `<KIND>/<id>` (see [`crate::stream`]).
+    const KIND: AggregateKind;
     /// What it accepts.
     type Command;
-    /// What it records.
-    type Event: Clone;
+    /// What it records: one part of [`DomainEvent`], into which it converts and back.
+    type Event: Clone + Into<DomainEvent> + TryFrom<DomainEvent, Error = DomainEvent>;
 
     /// Decides a command against the current state: the events to record, or why not.
     /// Checks the actor's permission first (see [`crate::permissions`]).
@@ -115,9 +119,9 @@ impl Default for Deadlines {
 impl Deadlines {
     /// When acknowledging a review requested at `requested_at` is due:
     /// [`Deadlines::acknowledge_business_days`] business days later (see
-    /// [`crate::review::add_business_days`]).
+    /// [`crate::calendar::add_business_days`]).
     pub fn acknowledge_due(&self, requested_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        crate::review::add_business_days(requested_at, self.acknowledge_business_days)
+        crate::calendar::add_business_days(requested_at, self.acknowledge_business_days)
     }
 
     /// When the tier-1 decision of a review requested at `requested_at` is due, before any

@@ -7,16 +7,21 @@
 //! exhaustively and every decision replayed exactly.
 
 pub mod aggregate;
+pub mod calendar;
 pub mod case;
+pub mod codec;
 pub mod events;
 pub mod officer;
 pub mod permissions;
 pub mod policy;
 pub mod representation;
 pub mod review;
+pub mod stream;
 pub mod values;
+pub mod world;
 
 pub use aggregate::{Aggregate, Context, Deadlines, Directory, Rejection};
 pub use events::{CodecError, DomainEvent, Format};
 pub use permissions::CommandKind;
+pub use stream::{AggregateKind, StreamKey};
 pub use values::{ANumber, Actor, InvalidValue, Role};

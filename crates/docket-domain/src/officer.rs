@@ -5,8 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, Context, OfficerProfile, Rejection};
-use crate::events::{event_enum, Upcast};
+use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
+use crate::stream::AggregateKind;
 use crate::values::{text, Actor, FieldOffice, PersonId, Role};
 
 /// Commands of the officer aggregate (stream `officer/<person id>`).
@@ -105,6 +106,8 @@ impl Officer {
 }
 
 impl Aggregate for Officer {
+    const KIND: AggregateKind = AggregateKind::Officer;
+
     type Command = OfficerCommand;
     type Event = OfficerEvent;
 

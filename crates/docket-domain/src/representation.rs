@@ -9,8 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::events::{event_enum, Upcast};
+use crate::codec::{event_enum, Upcast};
 use crate::permissions::CommandKind;
+use crate::stream::{AggregateKind, StreamKey};
 use crate::values::{text, ANumber, Actor, PersonId, Role};
 
 /// Longest reason for a withdrawal, in characters.
@@ -112,9 +113,10 @@ pub struct Representation {
 
 impl Representation {
     /// The id part of the stream `representation/<key>` for a pair, e.g.
-    /// `A012345678_8c0f…`: letters, digits, `-` and `_` only, as stream ids require.
+    /// `A012345678_8c0f…`: letters, digits, `-` and `_` only, as stream ids require (the naming
+    /// rule is [`crate::stream`]'s).
     pub fn key(a_number: ANumber, representative: PersonId) -> String {
-        format!("{a_number}_{representative}")
+        StreamKey::Representation(a_number, representative).id()
     }
 
     /// True if a G-28 is on file and not withdrawn.
@@ -134,6 +136,8 @@ impl Representation {
 }
 
 impl Aggregate for Representation {
+    const KIND: AggregateKind = AggregateKind::Representation;
+
     type Command = RepresentationCommand;
     type Event = RepresentationEvent;
 
@@ -218,283 +222,5 @@ impl Aggregate for Representation {
             RepresentationEvent::G28Withdrawn(e) => self.withdrawn = Some(e.clone()),
         }
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use chrono::TimeZone;
-
-    use super::*;
-    use crate::aggregate::{Deadlines, DecisionParties, Directory, OfficerProfile};
-    use crate::policy::PolicySet;
-    use crate::values::DecisionId;
-
-    struct NoDirectory;
-
-    impl Directory for NoDirectory {
-        fn officer(&self, _: PersonId) -> Option<OfficerProfile> {
-            None
-        }
-        fn has_g28(&self, _: ANumber, _: PersonId) -> bool {
-            false
-        }
-        fn decision(&self, _: DecisionId) -> Option<DecisionParties> {
-            None
-        }
-    }
-
-    fn policies() -> PolicySet {
-        PolicySet::shipped().unwrap()
-    }
-
-    fn person(n: u128) -> PersonId {
-        PersonId(uuid::Uuid::from_u128(n))
-    }
-
-    const CLERK: u128 = 1;
-    const REP: u128 = 2;
-    const OTHER: u128 = 3;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 3, 15, 12, 0, 0).unwrap()
-    }
-
-    fn a_number() -> ANumber {
-        ANumber::parse("A012345678").unwrap()
-    }
-
-    fn record(signed_on: NaiveDate) -> RepresentationCommand {
-        RepresentationCommand::RecordG28 {
-            a_number: a_number(),
-            representative: person(REP),
-            capacity: RepresentativeCapacity::Attorney,
-            signed_on,
-        }
-    }
-
-    fn withdraw() -> RepresentationCommand {
-        RepresentationCommand::WithdrawG28 {
-            reason: "representation ended".into(),
-        }
-    }
-
-    fn decide(
-        state: &Representation,
-        command: &RepresentationCommand,
-        who: u128,
-        role: Role,
-    ) -> Result<Vec<RepresentationEvent>, Rejection> {
-        let policies = policies();
-        let deadlines = Deadlines::default();
-        let ctx = Context {
-            actor: Actor {
-                person: person(who),
-                role,
-            },
-            now: now(),
-            policies: &policies,
-            directory: &NoDirectory,
-            deadlines: &deadlines,
-        };
-        state.decide(command, &ctx)
-    }
-
-    fn apply(state: Representation, events: &[RepresentationEvent]) -> Representation {
-        events.iter().fold(state, |s, e| s.evolve(e))
-    }
-
-    fn signed_yesterday() -> NaiveDate {
-        NaiveDate::from_ymd_opt(2024, 3, 14).unwrap()
-    }
-
-    #[test]
-    fn record_withdraw_and_record_again() {
-        let s = Representation::default();
-        assert!(!s.is_active());
-        let e1 = decide(&s, &record(signed_yesterday()), CLERK, Role::IntakeClerk).unwrap();
-        let s = apply(s, &e1);
-        assert!(s.is_active());
-        assert_eq!(s.a_number(), Some(a_number()));
-        assert_eq!(s.representative(), Some(person(REP)));
-        let e2 = decide(&s, &withdraw(), REP, Role::Requester).unwrap();
-        let s = apply(s, &e2);
-        assert!(!s.is_active());
-        match &e2[0] {
-            RepresentationEvent::G28Withdrawn(w) => {
-                assert_eq!((w.a_number, w.representative), (a_number(), person(REP)));
-                assert_eq!(w.by.person, person(REP));
-                assert_eq!(w.at, now());
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let e3 = decide(&s, &record(signed_yesterday()), CLERK, Role::IntakeClerk).unwrap();
-        let s = apply(s, &e3);
-        assert!(s.is_active());
-        let all: Vec<_> = e1.iter().chain(&e2).chain(&e3).cloned().collect();
-        assert_eq!(Representation::fold(&all), s);
-    }
-
-    #[test]
-    fn rules_are_enforced() {
-        let today = now().date_naive();
-        let tomorrow = today.succ_opt().unwrap();
-        let empty = Representation::default();
-        let active = apply(
-            empty.clone(),
-            &decide(
-                &empty,
-                &record(signed_yesterday()),
-                CLERK,
-                Role::IntakeClerk,
-            )
-            .unwrap(),
-        );
-        let withdrawn = apply(
-            active.clone(),
-            &decide(&active, &withdraw(), CLERK, Role::IntakeClerk).unwrap(),
-        );
-        let other_pair = RepresentationCommand::RecordG28 {
-            a_number: ANumber::parse("A999999999").unwrap(),
-            representative: person(REP),
-            capacity: RepresentativeCapacity::AccreditedRepresentative,
-            signed_on: today,
-        };
-        let blank_reason = RepresentationCommand::WithdrawG28 {
-            reason: "  ".into(),
-        };
-        // (state, command, person, role, expected: Ok or the rejection code)
-        type Row<'a> = (
-            &'a Representation,
-            RepresentationCommand,
-            u128,
-            Role,
-            Result<(), &'static str>,
-        );
-        let table: Vec<Row> = vec![
-            (&empty, record(today), CLERK, Role::IntakeClerk, Ok(())),
-            (
-                &empty,
-                record(tomorrow),
-                CLERK,
-                Role::IntakeClerk,
-                Err("g28_signed_in_future"),
-            ),
-            (
-                &empty,
-                record(today),
-                REP,
-                Role::Requester,
-                Err("forbidden"),
-            ),
-            (
-                &empty,
-                record(today),
-                CLERK,
-                Role::Officer,
-                Err("forbidden"),
-            ),
-            (
-                &empty,
-                withdraw(),
-                CLERK,
-                Role::IntakeClerk,
-                Err("g28_not_active"),
-            ),
-            (
-                &active,
-                record(today),
-                CLERK,
-                Role::IntakeClerk,
-                Err("g28_already_active"),
-            ),
-            (
-                &active,
-                other_pair.clone(),
-                CLERK,
-                Role::IntakeClerk,
-                Err("representation_mismatch"),
-            ),
-            (&active, withdraw(), CLERK, Role::IntakeClerk, Ok(())),
-            (&active, withdraw(), REP, Role::Requester, Ok(())),
-            (
-                &active,
-                withdraw(),
-                OTHER,
-                Role::Requester,
-                Err("not_representative"),
-            ),
-            (&active, withdraw(), CLERK, Role::Auditor, Err("forbidden")),
-            (
-                &active,
-                blank_reason,
-                CLERK,
-                Role::IntakeClerk,
-                Err("invalid"),
-            ),
-            (
-                &withdrawn,
-                withdraw(),
-                CLERK,
-                Role::IntakeClerk,
-                Err("g28_not_active"),
-            ),
-            (&withdrawn, record(today), CLERK, Role::IntakeClerk, Ok(())),
-            (
-                &withdrawn,
-                other_pair,
-                CLERK,
-                Role::IntakeClerk,
-                Err("representation_mismatch"),
-            ),
-        ];
-        for (i, (state, command, who, role, expected)) in table.into_iter().enumerate() {
-            let got = decide(state, &command, who, role)
-                .map(|_| ())
-                .map_err(|r| r.code());
-            assert_eq!(got, expected, "row {i}: {command:?} as {role}");
-        }
-    }
-
-    #[test]
-    fn keys_are_valid_stream_ids_and_distinct_per_pair() {
-        let mut seen = HashMap::new();
-        for a in ["A012345678", "A999999999"] {
-            for p in [REP, OTHER] {
-                let key = Representation::key(ANumber::parse(a).unwrap(), person(p));
-                assert!(key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-                assert!(seen.insert(key, (a, p)).is_none());
-            }
-        }
-        assert_eq!(
-            Representation::key(a_number(), person(REP)),
-            "A012345678_00000000-0000-0000-0000-000000000002"
-        );
-    }
-
-    #[test]
-    fn events_round_trip_in_both_formats() {
-        let recorded = decide(
-            &Representation::default(),
-            &record(signed_yesterday()),
-            CLERK,
-            Role::IntakeClerk,
-        )
-        .unwrap();
-        let state = apply(Representation::default(), &recorded);
-        let withdrawn = decide(&state, &withdraw(), CLERK, Role::IntakeClerk).unwrap();
-        for event in recorded.iter().chain(&withdrawn) {
-            for format in [crate::events::Format::Postcard, crate::events::Format::Json] {
-                let bytes = event.encode(format).unwrap();
-                let back =
-                    RepresentationEvent::decode(event.name(), event.version(), &bytes, format)
-                        .unwrap();
-                assert_eq!(back.as_ref(), Some(event));
-            }
-        }
     }
 }

@@ -8,7 +8,7 @@ use docket_domain::values::{
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::case_rules::{codes, encounter, Driver};
+use crate::case_rules::{codes, driver, encounter};
 use crate::support::*;
 
 const FACTORS: &[&str] = &[
@@ -96,15 +96,15 @@ proptest! {
         vacated in any::<bool>(),
         steps in proptest::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()), 1..60),
     ) {
-        let mut d = Driver::new(if vacated { vacatur() } else { in_force() });
+        let mut d = driver(if vacated { vacatur() } else { in_force() });
         // Open first, so most sequences get somewhere.
-        let _ = d.run(actor(OFFICER, Role::Officer), command(0, 0, 0));
+        let _ = d.when(actor(OFFICER, Role::Officer), command(0, 0, 0)).result();
         for (who, kind, param, mask) in steps {
-            // `run` asserts after every accepted command that the state is the fold of the
+            // `when` asserts after every accepted command that the state is the fold of the
             // events so far; a refused command must leave the state alone.
-            let before = d.case.clone();
-            if d.run(actor_for(who), command(kind, param, mask)).is_err() {
-                prop_assert_eq!(&d.case, &before);
+            let before = d.state.clone();
+            if d.when(actor_for(who), command(kind, param, mask)).result().is_err() {
+                prop_assert_eq!(&d.state, &before);
             }
         }
         let policies = policies();
@@ -155,7 +155,7 @@ proptest! {
                 _ => {}
             }
         }
-        if let Some(a) = &d.case.assessment {
+        if let Some(a) = &d.state.assessment {
             prop_assert_eq!(Some(&a.guidance), guidance.as_ref());
         }
     }

@@ -3,71 +3,23 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use docket_domain::case::{Case, CaseCommand, CaseEvent, Encounter, FactorsAssessed};
 use docket_domain::officer::{Officer, OfficerCommand};
-use docket_domain::policy::{DepartureKind, PolicySet};
+use docket_domain::policy::DepartureKind;
 use docket_domain::values::{
     ANumber, Actor, CaseId, Code, ContentHash, DecisionId, EncounterPlace, EnforcementAction,
     FieldOffice, MannerOfEntry, PriorityCategory, ProtectedArea, RecordId, RecordSource, Role,
 };
-use docket_domain::{Aggregate, Deadlines, Rejection};
 use uuid::Uuid;
 
 use crate::support::*;
 
-/// Drives one case through commands, checking that state stays the fold of its events.
-pub struct Driver {
-    pub case: Case,
-    pub events: Vec<CaseEvent>,
-    pub policies: PolicySet,
-    pub directory: MapDirectory,
-    pub deadlines: Deadlines,
-    pub now: DateTime<Utc>,
-}
+/// A case under test (see [`TestFramework`]): each command five minutes after the last.
+pub type Driver = TestFramework<Case>;
 
-impl Driver {
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Driver {
-            case: Case::default(),
-            events: Vec::new(),
-            policies: policies(),
-            directory: directory(),
-            deadlines: Deadlines::default(),
-            now,
-        }
-    }
-
-    pub fn run(&mut self, actor: Actor, command: CaseCommand) -> Result<Vec<CaseEvent>, Rejection> {
-        self.now += Duration::minutes(5);
-        let ctx = context(
-            actor,
-            self.now,
-            &self.policies,
-            &self.directory,
-            &self.deadlines,
-        );
-        let events = self.case.decide(&command, &ctx)?;
-        for e in &events {
-            self.case = self.case.clone().evolve(e);
-        }
-        self.events.extend(events.clone());
-        assert_eq!(
-            Case::fold(&self.events),
-            self.case,
-            "state is the fold of its events"
-        );
-        Ok(events)
-    }
-
-    pub fn ok(&mut self, actor: Actor, command: CaseCommand) -> Vec<CaseEvent> {
-        self.run(actor, command.clone())
-            .unwrap_or_else(|e| panic!("{command:?} refused: {e}"))
-    }
-
-    pub fn refused(&mut self, actor: Actor, command: CaseCommand) -> Rejection {
-        let before = self.case.clone();
-        let rejection = self.run(actor, command).unwrap_err();
-        assert_eq!(self.case, before, "a refused command changes nothing");
-        rejection
-    }
+/// A case not yet opened, its first command five minutes after `now`.
+pub fn driver(now: DateTime<Utc>) -> Driver {
+    let mut d = TestFramework::with(directory()).stepping(Duration::minutes(5));
+    d.now = now;
+    d
 }
 
 pub fn officer() -> Actor {
@@ -97,8 +49,8 @@ pub fn encounter(now: DateTime<Utc>, area: Option<ProtectedArea>) -> Encounter {
 
 /// Opens a case and makes its whole record attested, with `factors` assessed.
 pub fn ready(now: DateTime<Utc>, area: Option<ProtectedArea>, factors: &[&str]) -> Driver {
-    let mut d = Driver::new(now);
-    d.ok(
+    let mut d = driver(now);
+    d.when(
         officer(),
         CaseCommand::Open {
             case: CaseId(Uuid::from_u128(100)),
@@ -106,8 +58,9 @@ pub fn ready(now: DateTime<Utc>, area: Option<ProtectedArea>, factors: &[&str]) 
             office: FieldOffice::Nyc,
             encounter: encounter(now, area),
         },
-    );
-    d.ok(
+    )
+    .then_ok();
+    d.when(
         officer(),
         CaseCommand::AttachRecord {
             record: RecordId(Uuid::from_u128(200)),
@@ -115,24 +68,27 @@ pub fn ready(now: DateTime<Utc>, area: Option<ProtectedArea>, factors: &[&str]) 
             reference: "NCIC 2024-000123".into(),
             content_hash: ContentHash([7; 32]),
         },
-    );
+    )
+    .then_ok();
     for source in [RecordSource::Administrative, RecordSource::Investigative] {
-        d.ok(
+        d.when(
             officer(),
             CaseCommand::MarkSourceUnavailable {
                 source,
                 reason: "none on file".into(),
             },
-        );
+        )
+        .then_ok();
     }
-    d.ok(officer(), CaseCommand::AttestWholeRecord);
-    d.ok(
+    d.when(officer(), CaseCommand::AttestWholeRecord).then_ok();
+    d.when(
         officer(),
         CaseCommand::AssessFactors {
             factors: codes(factors),
             narrative: "reviewed the whole record".into(),
         },
-    );
+    )
+    .then_ok();
     d
 }
 
@@ -152,10 +108,6 @@ pub fn record() -> CaseCommand {
     }
 }
 
-fn rule(r: Rejection) -> &'static str {
-    r.code()
-}
-
 #[test]
 fn a_decision_in_line_with_guidance_is_recorded_with_its_policy_version() {
     let mut d = ready(
@@ -164,7 +116,7 @@ fn a_decision_in_line_with_guidance_is_recorded_with_its_policy_version() {
         &["firearm_or_dangerous_weapon", "serious_prior_record"],
     );
     let guidance = d
-        .case
+        .state
         .assessment
         .as_ref()
         .unwrap()
@@ -172,24 +124,25 @@ fn a_decision_in_line_with_guidance_is_recorded_with_its_policy_version() {
         .clone()
         .unwrap();
     assert_eq!(guidance.priority, PriorityCategory::PublicSafety);
-    d.ok(
+    d.when(
         officer(),
         propose(EnforcementAction::Arrest, &["firearm_or_dangerous_weapon"]),
-    );
-    let events = d.ok(officer(), record());
+    )
+    .then_ok();
+    let events = d.when(officer(), record()).then_ok();
     let CaseEvent::DecisionRecorded(r) = &events[0] else {
         panic!("{events:?}")
     };
     assert_eq!(r.policy_version.as_deref(), Some("2021-09-30"));
     assert_eq!(r.departure, None);
     assert_eq!(r.approved_by, None);
-    assert_eq!(d.case.decisions.len(), 1);
+    assert_eq!(d.state.decisions.len(), 1);
 }
 
 #[test]
 fn no_proposal_before_the_whole_record_is_attested() {
-    let mut d = Driver::new(in_force());
-    d.ok(
+    let mut d = driver(in_force());
+    d.when(
         officer(),
         CaseCommand::Open {
             case: CaseId(Uuid::from_u128(1)),
@@ -197,28 +150,26 @@ fn no_proposal_before_the_whole_record_is_attested() {
             office: FieldOffice::Chi,
             encounter: encounter(in_force(), None),
         },
-    );
-    assert_eq!(
-        rule(d.refused(officer(), CaseCommand::AttestWholeRecord)),
-        "whole_record_incomplete"
-    );
-    d.ok(
+    )
+    .then_ok();
+    d.when(officer(), CaseCommand::AttestWholeRecord)
+        .then_refused("whole_record_incomplete");
+    d.when(
         officer(),
         CaseCommand::AssessFactors {
             factors: vec![],
             narrative: "n".into(),
         },
-    );
-    assert_eq!(
-        rule(d.refused(officer(), propose(EnforcementAction::NoAction, &[]))),
-        "whole_record_not_attested"
-    );
+    )
+    .then_ok();
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_refused("whole_record_not_attested");
 }
 
 #[test]
 fn a_record_attached_after_attestation_needs_a_new_attestation() {
     let mut d = ready(in_force(), None, &[]);
-    d.ok(
+    d.when(
         officer(),
         CaseCommand::AttachRecord {
             record: RecordId(Uuid::from_u128(201)),
@@ -226,80 +177,73 @@ fn a_record_attached_after_attestation_needs_a_new_attestation() {
             reference: "HSI report".into(),
             content_hash: ContentHash([8; 32]),
         },
-    );
-    assert_eq!(
-        rule(d.refused(officer(), propose(EnforcementAction::NoAction, &[]))),
-        "whole_record_not_attested"
-    );
-    d.ok(officer(), CaseCommand::AttestWholeRecord);
-    d.ok(officer(), propose(EnforcementAction::NoAction, &[]));
+    )
+    .then_ok();
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_refused("whole_record_not_attested");
+    d.when(officer(), CaseCommand::AttestWholeRecord).then_ok();
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_ok();
 }
 
 #[test]
 fn prohibited_grounds_can_never_be_cited() {
     let mut d = ready(in_force(), None, &["serious_prior_record"]);
     for ground in ["national_origin", "religion", "race"] {
-        let r = d.refused(
+        d.when(
             officer(),
             CaseCommand::AssessFactors {
                 factors: codes(&[ground]),
                 narrative: "x".into(),
             },
-        );
-        assert_eq!(rule(r), "prohibited_ground_cited");
-        let r = d.refused(officer(), propose(EnforcementAction::Arrest, &[ground]));
-        assert_eq!(rule(r), "prohibited_ground_cited");
+        )
+        .then_refused("prohibited_ground_cited");
+        d.when(officer(), propose(EnforcementAction::Arrest, &[ground]))
+            .then_refused("prohibited_ground_cited");
     }
     // Not even when no policy version is in force.
     let mut d = ready(vacatur(), None, &[]);
-    let r = d.refused(
+    d.when(
         officer(),
         propose(EnforcementAction::Arrest, &["political_associations"]),
-    );
-    assert_eq!(rule(r), "prohibited_ground_cited");
+    )
+    .then_refused("prohibited_ground_cited");
 }
 
 #[test]
 fn the_deciding_officer_must_be_trained_for_the_policy_in_force() {
     let mut d = ready(in_force(), None, &[]);
     let untrained = actor(UNTRAINED_OFFICER, Role::Officer);
-    assert_eq!(
-        rule(d.refused(untrained, propose(EnforcementAction::NoAction, &[]))),
-        "officer_not_trained"
-    );
+    d.when(untrained, propose(EnforcementAction::NoAction, &[]))
+        .then_refused("officer_not_trained");
     let stranger = actor(99, Role::Officer);
-    assert_eq!(
-        rule(d.refused(stranger, propose(EnforcementAction::NoAction, &[]))),
-        "officer_not_registered"
-    );
+    d.when(stranger, propose(EnforcementAction::NoAction, &[]))
+        .then_refused("officer_not_registered");
 }
 
 #[test]
 fn a_departure_needs_an_independent_supervisors_approval() {
     // Mitigating factors only: guidance is "not a priority"; an arrest departs from it.
     let mut d = ready(in_force(), None, &["family_impact", "lengthy_presence"]);
-    d.ok(officer(), propose(EnforcementAction::Arrest, &[]));
-    let pending = d.case.proposal.clone().unwrap();
+    d.when(officer(), propose(EnforcementAction::Arrest, &[]))
+        .then_ok();
+    let pending = d.state.proposal.clone().unwrap();
     assert_eq!(
         pending.proposed.departure.unwrap().kind,
         DepartureKind::ActionWithoutPriority
     );
-    assert_eq!(
-        rule(d.refused(officer(), record())),
-        "departure_needs_approval"
-    );
+    d.when(officer(), record())
+        .then_refused("departure_needs_approval");
     // The officer acting as a supervisor is still the officer.
     let own = actor(OFFICER, Role::Supervisor);
     let approve = CaseCommand::ApproveDecision {
         decision: DecisionId(Uuid::from_u128(300)),
     };
-    assert_eq!(
-        rule(d.refused(own, approve.clone())),
-        "approver_not_independent"
-    );
-    assert_eq!(rule(d.refused(officer(), approve.clone())), "forbidden");
-    d.ok(supervisor(), approve);
-    let events = d.ok(officer(), record());
+    d.when(own, approve.clone())
+        .then_refused("approver_not_independent");
+    d.when(officer(), approve.clone()).then_refused("forbidden");
+    d.when(supervisor(), approve).then_ok();
+    let events = d.when(officer(), record()).then_ok();
     let CaseEvent::DecisionRecorded(r) = &events[0] else {
         panic!()
     };
@@ -310,20 +254,23 @@ fn a_departure_needs_an_independent_supervisors_approval() {
 #[test]
 fn a_returned_proposal_can_be_proposed_again() {
     let mut d = ready(in_force(), None, &["family_impact"]);
-    d.ok(officer(), propose(EnforcementAction::Detain, &[]));
-    d.ok(
+    d.when(officer(), propose(EnforcementAction::Detain, &[]))
+        .then_ok();
+    d.when(
         supervisor(),
         CaseCommand::ReturnDecision {
             decision: DecisionId(Uuid::from_u128(300)),
             reason: "weigh family impact".into(),
         },
-    );
-    assert!(d.case.proposal.is_none());
-    d.ok(
+    )
+    .then_ok();
+    assert!(d.state.proposal.is_none());
+    d.when(
         officer(),
         propose(EnforcementAction::NoAction, &["family_impact"]),
-    );
-    d.ok(officer(), record());
+    )
+    .then_ok();
+    d.when(officer(), record()).then_ok();
 }
 
 #[test]
@@ -333,13 +280,11 @@ fn action_in_a_protected_area_needs_a_recorded_exception() {
         Some(ProtectedArea::School),
         &["terrorism_or_espionage"],
     );
-    assert_eq!(
-        rule(d.refused(
-            officer(),
-            propose(EnforcementAction::Arrest, &["terrorism_or_espionage"])
-        )),
-        "protected_area_exception_missing"
-    );
+    d.when(
+        officer(),
+        propose(EnforcementAction::Arrest, &["terrorism_or_espionage"]),
+    )
+    .then_refused("protected_area_exception_missing");
     let mut with_exception = propose(EnforcementAction::Arrest, &["terrorism_or_espionage"]);
     if let CaseCommand::ProposeDecision {
         protected_area_exception,
@@ -349,22 +294,23 @@ fn action_in_a_protected_area_needs_a_recorded_exception() {
         *protected_area_exception =
             Some("imminent threat to life (national security exigency)".into());
     }
-    d.ok(officer(), with_exception);
-    d.ok(officer(), record());
+    d.when(officer(), with_exception).then_ok();
+    d.when(officer(), record()).then_ok();
     // Declining to act there needs no exception.
     let mut d = ready(in_force(), Some(ProtectedArea::HealthCare), &[]);
-    d.ok(officer(), propose(EnforcementAction::NoAction, &[]));
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_ok();
 }
 
 #[test]
 fn a_decision_with_no_policy_in_force_is_recorded_as_such() {
     let mut d = ready(vacatur(), None, &["firearm_or_dangerous_weapon"]);
-    assert!(d.case.assessment.as_ref().unwrap().guidance.is_none());
+    assert!(d.state.assessment.as_ref().unwrap().guidance.is_none());
     // Training cannot be required for a version that is not in force.
     let untrained = actor(UNTRAINED_OFFICER, Role::Officer);
     let mut cmd = propose(EnforcementAction::Arrest, &["firearm_or_dangerous_weapon"]);
-    d.ok(untrained, cmd.clone());
-    let events = d.ok(untrained, record());
+    d.when(untrained, cmd.clone()).then_ok();
+    let events = d.when(untrained, record()).then_ok();
     let CaseEvent::DecisionRecorded(r) = &events[0] else {
         panic!()
     };
@@ -376,123 +322,108 @@ fn a_decision_with_no_policy_in_force_is_recorded_as_such() {
     if let CaseCommand::ProposeDecision { decision, .. } = &mut cmd {
         *decision = DecisionId(Uuid::from_u128(301));
     }
-    d.ok(untrained, cmd);
+    d.when(untrained, cmd).then_ok();
     d.now = in_force();
-    let r = d.refused(
+    d.when(
         untrained,
         CaseCommand::RecordDecision {
             decision: DecisionId(Uuid::from_u128(301)),
         },
-    );
-    assert_eq!(rule(r), "policy_changed_since_proposal");
+    )
+    .then_refused("policy_changed_since_proposal");
 }
 
 #[test]
 fn cited_factors_must_have_been_assessed() {
     let mut d = ready(in_force(), None, &["family_impact"]);
-    let r = d.refused(
+    d.when(
         officer(),
         propose(EnforcementAction::Arrest, &["firearm_or_dangerous_weapon"]),
-    );
-    assert_eq!(rule(r), "cited_factor_not_assessed");
-    let r = d.refused(
+    )
+    .then_refused("cited_factor_not_assessed");
+    d.when(
         officer(),
         CaseCommand::AssessFactors {
             factors: codes(&["made_up"]),
             narrative: "x".into(),
         },
-    );
-    assert_eq!(rule(r), "invalid");
+    )
+    .then_refused("invalid");
 }
 
 #[test]
 fn a_closed_case_takes_no_more_commands() {
     let mut d = ready(in_force(), None, &[]);
-    d.ok(officer(), propose(EnforcementAction::NoAction, &[]));
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_ok();
     let close = CaseCommand::Close {
         reason: "done".into(),
     };
-    assert_eq!(rule(d.refused(officer(), close.clone())), "invalid_state");
-    d.ok(officer(), record());
-    d.ok(officer(), close.clone());
-    assert_eq!(rule(d.refused(officer(), close)), "case_closed");
-    assert_eq!(
-        rule(d.refused(officer(), CaseCommand::AttestWholeRecord)),
-        "case_closed"
-    );
+    d.when(officer(), close.clone())
+        .then_refused("invalid_state");
+    d.when(officer(), record()).then_ok();
+    d.when(officer(), close.clone()).then_ok();
+    d.when(officer(), close).then_refused("case_closed");
+    d.when(officer(), CaseCommand::AttestWholeRecord)
+        .then_refused("case_closed");
 }
 
 #[test]
 fn bad_input_names_the_field() {
-    let mut d = Driver::new(in_force());
+    let mut d = driver(in_force());
     let mut enc = encounter(in_force(), None);
     enc.location = "   ".into();
-    let r = d.refused(
-        officer(),
-        CaseCommand::Open {
-            case: CaseId(Uuid::nil()),
-            a_number: ANumber::parse("1234567").unwrap(),
-            office: FieldOffice::Atl,
-            encounter: enc,
-        },
-    );
+    let r = d
+        .when(
+            officer(),
+            CaseCommand::Open {
+                case: CaseId(Uuid::nil()),
+                a_number: ANumber::parse("1234567").unwrap(),
+                office: FieldOffice::Atl,
+                encounter: enc,
+            },
+        )
+        .then_rejected();
     assert!(r.to_string().contains("encounter.location"), "{r}");
     let mut enc = encounter(in_force(), None);
     enc.at = in_force() + Duration::days(3);
-    let r = d.refused(
-        officer(),
-        CaseCommand::Open {
-            case: CaseId(Uuid::nil()),
-            a_number: ANumber::parse("1234567").unwrap(),
-            office: FieldOffice::Atl,
-            encounter: enc,
-        },
-    );
+    let r = d
+        .when(
+            officer(),
+            CaseCommand::Open {
+                case: CaseId(Uuid::nil()),
+                a_number: ANumber::parse("1234567").unwrap(),
+                office: FieldOffice::Atl,
+                encounter: enc,
+            },
+        )
+        .then_rejected();
     assert!(r.to_string().contains("encounter.at"), "{r}");
 }
 
 #[test]
 fn officers_register_once_and_train_on_known_versions() {
-    let policies = policies();
-    let directory = directory();
-    let deadlines = Deadlines::default();
     let fod = actor(50, Role::FieldOfficeDirector);
-    let ctx = context(fod, in_force(), &policies, &directory, &deadlines);
     let register = OfficerCommand::Register {
         person: person(60),
         office: FieldOffice::Sea,
         role: Role::Officer,
     };
-    let events = Officer::default().decide(&register, &ctx).unwrap();
-    let officer = Officer::fold(&events);
-    assert_eq!(
-        officer.decide(&register, &ctx).unwrap_err().code(),
-        "invalid_state"
-    );
+    let mut o = TestFramework::<Officer>::with(directory());
+    o.when(fod, register.clone()).then_ok();
+    o.when(fod, register).then_refused("invalid_state");
     let train = |version: &str, days: i64| OfficerCommand::CompleteTraining {
         policy_version: version.into(),
         module: "web-based".into(),
         completed_on: (in_force() + Duration::days(days)).date_naive(),
     };
+    o.when(fod, train("2099-01-01", 0))
+        .then_refused("unknown_policy_version");
+    o.when(fod, train("2021-09-30", 2))
+        .then_refused("training_in_future");
+    o.when(fod, train("2021-09-30", 0)).then_ok();
     assert_eq!(
-        officer
-            .decide(&train("2099-01-01", 0), &ctx)
-            .unwrap_err()
-            .code(),
-        "unknown_policy_version"
-    );
-    assert_eq!(
-        officer
-            .decide(&train("2021-09-30", 2), &ctx)
-            .unwrap_err()
-            .code(),
-        "training_in_future"
-    );
-    let trained = officer
-        .clone()
-        .evolve(&officer.decide(&train("2021-09-30", 0), &ctx).unwrap()[0]);
-    assert_eq!(
-        trained.profile().unwrap().trained_for,
+        o.state.profile().unwrap().trained_for,
         vec!["2021-09-30".to_string()]
     );
     let requester = OfficerCommand::Register {
@@ -500,13 +431,9 @@ fn officers_register_once_and_train_on_known_versions() {
         office: FieldOffice::Sea,
         role: Role::Requester,
     };
-    assert_eq!(
-        Officer::default()
-            .decide(&requester, &ctx)
-            .unwrap_err()
-            .code(),
-        "role_not_registrable"
-    );
+    TestFramework::<Officer>::with(directory())
+        .when(fod, requester)
+        .then_refused("role_not_registrable");
 }
 
 fn system() -> Actor {
@@ -523,13 +450,11 @@ fn recomputed(events: &[CaseEvent]) -> &docket_domain::case::GuidanceRecomputed 
 #[test]
 fn guidance_is_recomputed_only_by_the_system_on_an_assessed_open_case() {
     // Not before the factors are assessed.
-    let mut d = Driver::new(in_force());
-    assert_eq!(
-        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
-        "invalid_state",
-        "not before the case is open"
-    );
-    d.ok(
+    let mut d = driver(in_force());
+    // Not before the case is open.
+    d.when(system(), CaseCommand::RecomputeGuidance)
+        .then_refused("invalid_state");
+    d.when(
         officer(),
         CaseCommand::Open {
             case: CaseId(Uuid::from_u128(1)),
@@ -537,11 +462,10 @@ fn guidance_is_recomputed_only_by_the_system_on_an_assessed_open_case() {
             office: FieldOffice::Chi,
             encounter: encounter(in_force(), None),
         },
-    );
-    assert_eq!(
-        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
-        "factors_not_assessed"
-    );
+    )
+    .then_ok();
+    d.when(system(), CaseCommand::RecomputeGuidance)
+        .then_refused("factors_not_assessed");
     // Only by the system, checked before anything else.
     let mut d = ready(in_force(), None, &["family_impact", "lengthy_presence"]);
     for who in [
@@ -551,40 +475,35 @@ fn guidance_is_recomputed_only_by_the_system_on_an_assessed_open_case() {
         actor(8, Role::IntakeClerk),
         actor(9, Role::Auditor),
     ] {
-        assert_eq!(
-            rule(d.refused(who, CaseCommand::RecomputeGuidance)),
-            "forbidden",
-            "{who:?}"
-        );
+        d.when(who, CaseCommand::RecomputeGuidance)
+            .then_refused("forbidden");
     }
     // Not on a closed case.
-    d.ok(officer(), propose(EnforcementAction::NoAction, &[]));
-    d.ok(officer(), record());
-    d.ok(
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_ok();
+    d.when(officer(), record()).then_ok();
+    d.when(
         officer(),
         CaseCommand::Close {
             reason: "done".into(),
         },
-    );
-    assert_eq!(
-        rule(d.refused(system(), CaseCommand::RecomputeGuidance)),
-        "case_closed"
-    );
-    assert_eq!(
-        rule(d.refused(officer(), CaseCommand::RecomputeGuidance)),
-        "forbidden",
-        "the permission is checked first"
-    );
+    )
+    .then_ok();
+    d.when(system(), CaseCommand::RecomputeGuidance)
+        .then_refused("case_closed");
+    // The permission is checked first.
+    d.when(officer(), CaseCommand::RecomputeGuidance)
+        .then_refused("forbidden");
 }
 
 #[test]
 fn recomputed_guidance_after_a_record_is_attached() {
     let mut d = ready(in_force(), None, &["family_impact", "lengthy_presence"]);
-    let assessed = d.case.assessment.clone().unwrap();
+    let assessed = d.state.assessment.clone().unwrap();
     let before = assessed.guidance.clone().unwrap();
     assert_eq!(before.priority, PriorityCategory::NotAPriority);
-    assert!(!d.case.guidance_outdated, "just assessed");
-    d.ok(
+    assert!(!d.state.guidance_outdated, "just assessed");
+    d.when(
         actor(8, Role::IntakeClerk),
         CaseCommand::AttachRecord {
             record: RecordId(Uuid::from_u128(201)),
@@ -592,13 +511,14 @@ fn recomputed_guidance_after_a_record_is_attached() {
             reference: "HSI report".into(),
             content_hash: ContentHash([8; 32]),
         },
-    );
+    )
+    .then_ok();
     assert!(
-        d.case.guidance_outdated,
+        d.state.guidance_outdated,
         "the record changed after the assessment"
     );
-    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
-    assert!(!d.case.guidance_outdated, "recomputed");
+    let events = d.when(system(), CaseCommand::RecomputeGuidance).then_ok();
+    assert!(!d.state.guidance_outdated, "recomputed");
     let e = recomputed(&events);
     // Same facts, same policy: the same guidance, and it says so.
     assert_eq!(e.policy_version.as_deref(), Some("2021-09-30"));
@@ -615,29 +535,28 @@ fn recomputed_guidance_after_a_record_is_attached() {
     assert_eq!(e.unavailable, [RecordSource::Administrative]);
     assert_eq!(e.by, system());
     // The assessment keeps its factors, narrative, author and time.
-    assert_eq!(d.case.assessment, Some(assessed));
+    assert_eq!(d.state.assessment, Some(assessed));
     // Recomputing is not attesting: a proposal still needs the record attested again.
-    assert_eq!(
-        rule(d.refused(officer(), propose(EnforcementAction::NoAction, &[]))),
-        "whole_record_not_attested"
-    );
+    d.when(officer(), propose(EnforcementAction::NoAction, &[]))
+        .then_refused("whole_record_not_attested");
 }
 
 #[test]
 fn recomputed_guidance_follows_the_policy_in_force() {
     // Assessed during the vacatur: no guidance. Recomputed once the guidelines apply again.
     let mut d = ready(vacatur(), None, &["firearm_or_dangerous_weapon"]);
-    let assessed = d.case.assessment.clone().unwrap();
+    let assessed = d.state.assessment.clone().unwrap();
     assert_eq!(assessed.guidance, None);
-    d.ok(
+    d.when(
         officer(),
         CaseCommand::MarkSourceUnavailable {
             source: RecordSource::Administrative,
             reason: "A-file lost".into(),
         },
-    );
+    )
+    .then_ok();
     d.now = in_force();
-    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    let events = d.when(system(), CaseCommand::RecomputeGuidance).then_ok();
     let e = recomputed(&events).clone();
     assert_eq!(e.policy_version.as_deref(), Some("2021-09-30"));
     assert_eq!(e.previous, None);
@@ -652,7 +571,7 @@ fn recomputed_guidance_follows_the_policy_in_force() {
     );
     // Only the guidance of the assessment changes.
     assert_eq!(
-        d.case.assessment,
+        d.state.assessment,
         Some(FactorsAssessed {
             guidance: Some(guidance.clone()),
             ..assessed
@@ -660,10 +579,10 @@ fn recomputed_guidance_follows_the_policy_in_force() {
     );
     // And back: once the guidelines are superseded there is none again.
     d.now = Utc.with_ymd_and_hms(2025, 2, 1, 12, 0, 0).unwrap();
-    let events = d.ok(system(), CaseCommand::RecomputeGuidance);
+    let events = d.when(system(), CaseCommand::RecomputeGuidance).then_ok();
     let e = recomputed(&events);
     assert_eq!((e.policy_version.clone(), e.guidance.clone()), (None, None));
     assert_eq!(e.previous, Some(guidance));
     assert!(e.changed);
-    assert_eq!(d.case.assessment.as_ref().unwrap().guidance, None);
+    assert_eq!(d.state.assessment.as_ref().unwrap().guidance, None);
 }

@@ -6,5 +6,8 @@ mod case_props;
 mod case_rules;
 mod golden_events;
 mod permissions_matrix;
+mod representation_rules;
 mod review_props;
+mod review_rules;
 mod support;
+mod world_fold;

@@ -22,23 +22,8 @@ use docket_domain::values::{
     ReviewOutcome, ReviewTier, Role,
 };
 
+use crate::support::review_world::*;
 use crate::support::{person, MapDirectory};
-
-const NONCITIZEN: u128 = 10;
-const REP: u128 = 11;
-const STRANGER: u128 = 12;
-/// Made decision D1 and is a first-tier reviewer in its office: assigning them must fail.
-const OFFICER: u128 = 20;
-/// Approved decision D1 and is a Senior Reviewing Official: assigning them must fail.
-const APPROVER: u128 = 21;
-const REVIEWER: u128 = 30;
-/// Approved decision D2, and is a first-tier reviewer in its office.
-const REVIEWER2: u128 = 31;
-const FAR_REVIEWER: u128 = 32;
-const SRO: u128 = 40;
-const SRO2: u128 = 41;
-const DIRECTOR: u128 = 50;
-const SYSTEM: u128 = 60;
 
 const PEOPLE: &[u128] = &[
     NONCITIZEN,
@@ -74,11 +59,7 @@ const ACTORS: &[(u128, Role)] = &[
     (STRANGER, Role::Auditor),
 ];
 
-const D1: u128 = 100;
-const D2: u128 = 101;
 const UNKNOWN_DECISION: u128 = 102;
-const C1: u128 = 200;
-const C2: u128 = 201;
 
 fn decision_id(n: u128) -> DecisionId {
     DecisionId(uuid::Uuid::from_u128(n))
@@ -532,19 +513,7 @@ fn review_sequences_cover_the_process() {
         let steps = strategy.new_tree(&mut runner).unwrap().current();
         check(&steps, &mut seen).unwrap();
     }
-    let all_stages: BTreeSet<Stage> = [
-        Stage::NotRequested,
-        Stage::Requested,
-        Stage::Acknowledged,
-        Stage::Tier1Assigned,
-        Stage::Tier1Decided,
-        Stage::Tier2Requested,
-        Stage::Tier2Assigned,
-        Stage::Tier2Decided,
-        Stage::Withdrawn,
-    ]
-    .into_iter()
-    .collect();
+    let all_stages: BTreeSet<Stage> = Stage::ALL.into_iter().collect();
     assert_eq!(seen.stages, all_stages);
     let all_events: BTreeSet<&str> = ReviewEvent::TYPES.iter().map(|(n, _)| *n).collect();
     assert_eq!(seen.events, all_events);

@@ -9,7 +9,7 @@ use docket_domain::case::CaseEvent;
 use docket_domain::events::DomainEvent;
 use docket_domain::review::{DeadlineKind, Review, ReviewEvent};
 use docket_domain::values::{CaseId, DecisionId, PersonId, ReviewId, ReviewTier, Role};
-use docket_domain::Aggregate;
+use docket_domain::{Aggregate, AggregateKind};
 use docket_log::RecordedCommit;
 use docket_runtime::decode_event;
 
@@ -48,17 +48,18 @@ impl People {
         now: DateTime<Utc>,
     ) -> Result<Vec<Message>, String> {
         let stream = &commit.commit.stream;
-        if !matches!(stream.kind(), "review" | "case") {
+        let kind = AggregateKind::parse(stream.kind());
+        if !matches!(kind, Some(AggregateKind::Review | AggregateKind::Case)) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
         for data in &commit.commit.events {
             let event = decode_event(data).map_err(|e| e.to_string())?;
             let drafts = match &event {
-                DomainEvent::Review(e) if stream.kind() == "review" => {
+                DomainEvent::Review(e) if kind == Some(AggregateKind::Review) => {
                     self.review(stream.as_str(), stream.id(), e)
                 }
-                DomainEvent::Case(e) if stream.kind() == "case" => {
+                DomainEvent::Case(e) if kind == Some(AggregateKind::Case) => {
                     self.case(stream.as_str(), stream.id(), e)
                 }
                 other => {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use docket_domain::review::{DeadlineKind, Review, ReviewCommand};
 use docket_domain::values::{Actor, PersonId, Role};
+use docket_domain::StreamKey;
 use docket_log::{AnyCheckpoints, EventLog};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,16 +40,19 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Every deadline due at or before `now`, and the earliest one after it.
 #[allow(clippy::type_complexity)]
 fn scan(
-    view: &crate::world::WorldView,
+    view: &docket_domain::world::WorldView,
     now: DateTime<Utc>,
 ) -> (Vec<(String, DeadlineKind)>, Option<DateTime<Utc>>) {
     let mut due_now = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
     for (stream, (_, review)) in &view.reviews {
+        // The world keys reviews by their stream's name; the executor wants the review's id.
+        let Ok(StreamKey::Review(id)) = stream.parse::<StreamKey>() else {
+            continue;
+        };
         for (kind, at) in review.due() {
             if at <= now {
-                let id = stream.strip_prefix("review/").unwrap_or(stream).to_owned();
-                due_now.push((id, kind));
+                due_now.push((id.to_string(), kind));
             } else {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }

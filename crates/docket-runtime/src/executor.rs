@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use docket_domain::policy::PolicySet;
-use docket_domain::{Actor, Context, Deadlines, Rejection};
+use docket_domain::{Actor, Context, Deadlines, DomainEvent, Rejection};
 use docket_log::{CommitHash, EventLog, ExpectedRevision, LogError, Metadata, StreamId};
 use uuid::Uuid;
 
 use crate::metrics::{self, CommandLabel};
 use crate::stored::{decode_event, encode_event, StoredAggregate};
-use crate::world::World;
+use crate::world::{World, WorldError};
 
 /// Settings of an [`Executor`].
 #[derive(Clone, Debug)]
@@ -85,6 +85,26 @@ pub enum ExecError {
     /// The request asked for something impossible (a position past the log's head).
     #[error("bad request: {0}")]
     BadRequest(String),
+}
+
+// Waiting for the world fails as the executor always reported it: a stopped world is `Stopped`,
+// one that did not catch up in time `Unavailable`, with the same codes and messages.
+impl From<WorldError> for ExecError {
+    fn from(e: WorldError) -> Self {
+        match e {
+            WorldError::Stopped(fault) => ExecError::Stopped(fault),
+            timeout @ WorldError::Timeout { .. } => ExecError::Unavailable(timeout.to_string()),
+        }
+    }
+}
+
+impl World {
+    /// [`World::wait_until`] as the command path reports it, in an [`ExecError`].
+    // Kept beside the executor, so the world knows nothing of it, for the callers that still
+    // want an `ExecError` here (docket-node's `Docket-After`); they can call `wait_until` and `?`.
+    pub async fn wait_applied(&self, position: u64, timeout: Duration) -> Result<(), ExecError> {
+        Ok(self.wait_until(position, timeout).await?)
+    }
 }
 
 impl ExecError {
@@ -242,7 +262,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                     if head > decided_at {
                         tracing::debug!(stream = %stream, head, decided_at, "refused against a stale world: catching up and deciding again");
                         self.world
-                            .wait_applied(head, self.config.catch_up_timeout)
+                            .wait_until(head, self.config.catch_up_timeout)
                             .await?;
                         continue;
                     }
@@ -252,11 +272,11 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             };
             let names: Vec<String> = events
                 .iter()
-                .map(|e| A::wrap(e.clone()).name().to_owned())
+                .map(|e| Into::<DomainEvent>::into(e.clone()).name().to_owned())
                 .collect();
             let data = events
                 .into_iter()
-                .map(|e| encode_event(&A::wrap(e), Uuid::new_v4()))
+                .map(|e| encode_event(&e.into(), Uuid::new_v4()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ExecError::Codec(e.to_string()))?;
             let metadata = Metadata {
@@ -277,7 +297,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                 Ok(appended) => {
                     // Read your own writes: the next command on this stream sees this one.
                     self.world
-                        .wait_applied(appended.position, self.config.catch_up_timeout)
+                        .wait_until(appended.position, self.config.catch_up_timeout)
                         .await?;
                     return Ok(Executed {
                         position: appended.position,
@@ -291,7 +311,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                 Err(LogError::Conflict { actual, .. }) if attempts < self.config.max_attempts => {
                     tracing::debug!(stream = %stream, actual, attempts, "stale state, catching up and deciding again");
                     self.world
-                        .wait_applied(actual, self.config.catch_up_timeout)
+                        .wait_until(actual, self.config.catch_up_timeout)
                         .await?;
                     // Spread out writers that keep colliding on one stream.
                     let jitter = Uuid::new_v4().as_u128() % 1000;
@@ -330,7 +350,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ExecError::Codec(e.to_string()))?;
         self.world
-            .wait_applied(position, self.config.catch_up_timeout)
+            .wait_until(position, self.config.catch_up_timeout)
             .await?;
         Ok(Executed {
             position,

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use docket_domain::case::{Case, CaseCommand};
+use docket_domain::AggregateKind;
 use docket_log::{AnyCheckpoints, Checkpoints, EventLog, RecordedCommit};
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -94,7 +95,7 @@ impl Checkpoint {
 
 /// Whether a commit changes a case's record.
 fn changes_record(commit: &RecordedCommit) -> bool {
-    commit.commit.stream.kind() == "case"
+    AggregateKind::parse(commit.commit.stream.kind()) == Some(AggregateKind::Case)
         && commit.commit.events.iter().any(|e| {
             matches!(
                 e.type_name.as_str(),
@@ -218,7 +219,7 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
     // The world decides; let it see the causing commit first.
     executor
         .world()
-        .wait_applied(commit.position, executor.config().catch_up_timeout)
+        .wait_until(commit.position, executor.config().catch_up_timeout)
         .await?;
     let assessed = {
         let view = executor.world().read();

@@ -1,91 +1,15 @@
 //! How aggregates map onto log streams and how domain events travel inside commits.
 
-use docket_domain::case::{Case, CaseEvent};
 use docket_domain::events::{CodecError, DomainEvent, Format};
-use docket_domain::officer::{Officer, OfficerEvent};
-use docket_domain::representation::{Representation, RepresentationEvent};
-use docket_domain::review::{Review, ReviewEvent};
-use docket_domain::Aggregate;
+use docket_domain::world::InWorld;
 use docket_log::EventData;
 use uuid::Uuid;
 
-use crate::world::WorldView;
+/// An aggregate the executor decides for: one the world keeps ([`InWorld`]: its states, its
+/// stream kind and event conversions all come from the domain) and that can cross tasks.
+pub trait StoredAggregate: InWorld + Send + Sync + 'static {}
 
-/// An aggregate kept in a log stream `<KIND>/<id>`.
-pub trait StoredAggregate: Aggregate + Send + Sync + 'static {
-    /// The stream kind, e.g. `case`.
-    const KIND: &'static str;
-    /// Wraps one of its events for encoding.
-    fn wrap(event: Self::Event) -> DomainEvent;
-    /// Its events out of a decoded domain event.
-    fn unwrap(event: DomainEvent) -> Option<Self::Event>;
-    /// Its states in the world.
-    fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)>;
-}
-
-impl StoredAggregate for Case {
-    const KIND: &'static str = "case";
-    fn wrap(event: CaseEvent) -> DomainEvent {
-        DomainEvent::Case(event)
-    }
-    fn unwrap(event: DomainEvent) -> Option<CaseEvent> {
-        match event {
-            DomainEvent::Case(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
-        &world.cases
-    }
-}
-
-impl StoredAggregate for Officer {
-    const KIND: &'static str = "officer";
-    fn wrap(event: OfficerEvent) -> DomainEvent {
-        DomainEvent::Officer(event)
-    }
-    fn unwrap(event: DomainEvent) -> Option<OfficerEvent> {
-        match event {
-            DomainEvent::Officer(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
-        &world.officers
-    }
-}
-
-impl StoredAggregate for Representation {
-    const KIND: &'static str = "representation";
-    fn wrap(event: RepresentationEvent) -> DomainEvent {
-        DomainEvent::Representation(event)
-    }
-    fn unwrap(event: DomainEvent) -> Option<RepresentationEvent> {
-        match event {
-            DomainEvent::Representation(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
-        &world.representations
-    }
-}
-
-impl StoredAggregate for Review {
-    const KIND: &'static str = "review";
-    fn wrap(event: ReviewEvent) -> DomainEvent {
-        DomainEvent::Review(event)
-    }
-    fn unwrap(event: DomainEvent) -> Option<ReviewEvent> {
-        match event {
-            DomainEvent::Review(e) => Some(e),
-            _ => None,
-        }
-    }
-    fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
-        &world.reviews
-    }
-}
+impl<A: InWorld + Send + Sync + 'static> StoredAggregate for A {}
 
 /// A domain event as the log stores it: postcard payload, type name and version beside it.
 pub fn encode_event(event: &DomainEvent, id: Uuid) -> Result<EventData, CodecError> {

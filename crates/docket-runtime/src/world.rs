@@ -1,154 +1,52 @@
-//! The world: every aggregate's state in memory, fed by a subscription to the log, and the
-//! directory the domain's rules look things up in.
+//! The live world: the domain's pure fold ([`WorldView`], every aggregate's state and the
+//! directory the rules look things up in) kept in memory, fed by a subscription to the log,
+//! with waiting for a position. What it adds to the fold is the log: decoding commits, following,
+//! waking waiters.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use docket_domain::aggregate::{DecisionParties, OfficerProfile};
-use docket_domain::case::{Case, CaseEvent};
-use docket_domain::events::DomainEvent;
-use docket_domain::officer::Officer;
-use docket_domain::representation::Representation;
-use docket_domain::review::Review;
-use docket_domain::values::{ANumber, DecisionId, PersonId};
-use docket_domain::Directory;
+use docket_domain::world::WorldView;
 use docket_log::{EventLog, RecordedCommit};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::executor::ExecError;
-use crate::stored::{decode_event, StoredAggregate};
+use crate::stored::decode_event;
 
-/// Every aggregate's state as of one log position. Keys are stream ids (`case/<id>`, …); each
-/// value is the stream's revision and the folded state.
-#[derive(Debug, Default)]
-pub struct WorldView {
-    /// Cases.
-    pub cases: HashMap<String, (u64, Case)>,
-    /// Officers.
-    pub officers: HashMap<String, (u64, Officer)>,
-    /// G-28s.
-    pub representations: HashMap<String, (u64, Representation)>,
-    /// Reviews.
-    pub reviews: HashMap<String, (u64, Review)>,
-    /// Who made each recorded decision.
-    pub decisions: HashMap<DecisionId, DecisionParties>,
-    /// Where each idempotency key was committed.
-    pub idempotency_keys: HashMap<String, u64>,
-    /// The last log position applied.
-    pub applied: u64,
-}
-
-impl WorldView {
-    /// The state and revision of one stream of aggregate `A` (default and 0 if it has none).
-    pub fn get<A: StoredAggregate>(&self, stream: &str) -> (u64, A) {
-        A::states(self).get(stream).cloned().unwrap_or_default()
-    }
-
-    fn apply_events<A: StoredAggregate>(
-        map: &mut HashMap<String, (u64, A)>,
-        stream: &str,
-        position: u64,
-        events: Vec<DomainEvent>,
-    ) -> Result<A, String> {
-        let entry = map.entry(stream.to_owned()).or_default();
-        let mut state = std::mem::take(&mut entry.1);
-        for event in events {
-            let name = event.name();
-            let event = A::unwrap(event)
-                .ok_or_else(|| format!("event {name} does not belong in a {} stream", A::KIND))?;
-            state = state.evolve(&event);
-        }
-        *entry = (position, state.clone());
-        Ok(state)
-    }
-
-    /// Applies one commit. Commits of streams no aggregate owns only advance the position.
-    pub fn apply(&mut self, commit: &RecordedCommit) -> Result<(), String> {
-        let position = commit.position;
-        if position <= self.applied {
-            return Ok(());
-        }
-        let stream = commit.commit.stream.as_str();
-        let kind = commit.commit.stream.kind();
-        let decode = || {
+/// Applies one commit to `view`, the pure fold the domain defines ([`WorldView::apply`]), decoding
+/// its events only when an aggregate owns the stream.
+pub fn apply_commit(view: &mut WorldView, commit: &RecordedCommit) -> Result<(), String> {
+    let position = commit.position;
+    view.apply(
+        position,
+        commit.commit.stream.as_str(),
+        commit.commit.metadata.idempotency_key.as_deref(),
+        || {
             commit
                 .commit
                 .events
                 .iter()
                 .map(|e| decode_event(e).map_err(|err| format!("commit {position}: {err}")))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        match kind {
-            "case" => {
-                let events = decode()?;
-                let recorded: Vec<_> = events
-                    .iter()
-                    .filter_map(|e| match e {
-                        DomainEvent::Case(CaseEvent::DecisionRecorded(r)) => Some(r.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                let case = Self::apply_events(&mut self.cases, stream, position, events)?;
-                if let Some(opened) = &case.opened {
-                    for r in recorded {
-                        self.decisions.insert(
-                            r.decision,
-                            DecisionParties {
-                                case: opened.case,
-                                officer: r.officer,
-                                approver: r.approved_by,
-                                office: opened.office,
-                                a_number: opened.a_number,
-                                action: r.action,
-                            },
-                        );
-                    }
-                }
-            }
-            "officer" => {
-                let events = decode()?;
-                Self::apply_events(&mut self.officers, stream, position, events)?;
-            }
-            "representation" => {
-                let events = decode()?;
-                Self::apply_events(&mut self.representations, stream, position, events)?;
-            }
-            "review" => {
-                let events = decode()?;
-                Self::apply_events(&mut self.reviews, stream, position, events)?;
-            }
-            _ => {}
-        }
-        if let Some(key) = &commit.commit.metadata.idempotency_key {
-            self.idempotency_keys.insert(key.clone(), position);
-        }
-        self.applied = position;
-        Ok(())
-    }
+                .collect()
+        },
+    )
 }
 
-impl Directory for WorldView {
-    fn officer(&self, person: PersonId) -> Option<OfficerProfile> {
-        self.officers
-            .get(&format!("officer/{person}"))
-            .and_then(|(_, o)| o.profile())
-    }
-
-    fn has_g28(&self, a_number: ANumber, representative: PersonId) -> bool {
-        let key = format!(
-            "representation/{}",
-            Representation::key(a_number, representative)
-        );
-        self.representations
-            .get(&key)
-            .is_some_and(|(_, r)| r.is_active())
-    }
-
-    fn decision(&self, decision: DecisionId) -> Option<DecisionParties> {
-        self.decisions.get(&decision).cloned()
-    }
+/// Why waiting for the world failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WorldError {
+    /// The world stopped following the log (a commit it could not apply, the log ended), or was
+    /// dropped.
+    #[error("{0}")]
+    Stopped(String),
+    /// The world did not reach the position in time.
+    #[error("the log has not caught up to position {position} within {timeout:?}")]
+    Timeout {
+        /// The position waited for.
+        position: u64,
+        /// How long it waited.
+        timeout: Duration,
+    },
 }
 
 /// How far the world has applied the log, and whether it had to stop.
@@ -190,11 +88,10 @@ impl World {
     /// Applies one commit and wakes whoever waits for its position. A commit that cannot be
     /// applied stops the world: it is never skipped.
     pub fn apply(&self, commit: &RecordedCommit) -> Result<(), String> {
-        let result = self
-            .view
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(commit);
+        let result = apply_commit(
+            &mut self.view.write().unwrap_or_else(PoisonError::into_inner),
+            commit,
+        );
         match &result {
             Ok(()) => self
                 .progress
@@ -260,7 +157,7 @@ impl World {
     }
 
     /// Waits until `position` is applied; fails if the world stopped or `timeout` passed.
-    pub async fn wait_applied(&self, position: u64, timeout: Duration) -> Result<(), ExecError> {
+    pub async fn wait_until(&self, position: u64, timeout: Duration) -> Result<(), WorldError> {
         let mut rx = self.progress.subscribe();
         let waited = tokio::time::timeout(
             timeout,
@@ -269,11 +166,9 @@ impl World {
         .await;
         match waited {
             Ok(Ok(p)) if p.applied >= position => Ok(()),
-            Ok(Ok(p)) => Err(ExecError::Stopped(p.fault.clone().unwrap_or_default())),
-            Ok(Err(_)) => Err(ExecError::Stopped("the world was dropped".into())),
-            Err(_) => Err(ExecError::Unavailable(format!(
-                "the log has not caught up to position {position} within {timeout:?}"
-            ))),
+            Ok(Ok(p)) => Err(WorldError::Stopped(p.fault.clone().unwrap_or_default())),
+            Ok(Err(_)) => Err(WorldError::Stopped("the world was dropped".into())),
+            Err(_) => Err(WorldError::Timeout { position, timeout }),
         }
     }
 }

@@ -127,13 +127,15 @@ async fn read_log(args: &DemoArgs) -> Result<docket_runtime::WorldView> {
     let mut fold = |position: u64, bytes: bytes::Bytes| -> Result<()> {
         let commit = docket_log::commit::decode(&bytes)
             .map_err(|e| anyhow!("the commit at position {position}: {e}"))?;
-        world
-            .apply(&docket_log::RecordedCommit {
+        docket_runtime::apply_commit(
+            &mut world,
+            &docket_log::RecordedCommit {
                 position,
                 commit,
                 bytes,
-            })
-            .map_err(|e| anyhow!("the commit at position {position}: {e}"))
+            },
+        )
+        .map_err(|e| anyhow!("the commit at position {position}: {e}"))
     };
     match &args.nats {
         Some(url) => {

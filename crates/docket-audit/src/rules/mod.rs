@@ -1,5 +1,5 @@
 //! The process rules an audit checks over the log, by folding the domain's events exactly as the
-//! services do (the service runtime's [`WorldView`]) and judging each step with the domain's own
+//! services do (the domain's fold, [`WorldView`]) and judging each step with the domain's own
 //! types, policy and deadlines. What a rule can recompute, it recomputes, rather than believe
 //! what the events say:
 //!
@@ -30,9 +30,9 @@ use docket_domain::case::{Case, CaseEvent};
 use docket_domain::events::DomainEvent;
 use docket_domain::policy::PolicySet;
 use docket_domain::review::{DeadlineKind, Review};
-use docket_domain::{Aggregate, Deadlines};
+use docket_domain::world::WorldView;
+use docket_domain::{Aggregate, AggregateKind, Deadlines};
 use docket_log::RecordedCommit;
-use docket_runtime::{decode_event, WorldView};
 
 pub use decisions::{rederive, ProposalFacts, Rederived};
 
@@ -225,21 +225,21 @@ impl RuleChecker {
         }
         let at = self.commit_time(commit)?;
         self.unique_ids(commit)?;
-        match kind {
-            "case" => {
+        match AggregateKind::parse(kind) {
+            Some(AggregateKind::Case) => {
                 let events = self.decode_timed(commit, at)?;
                 self.check_case(commit, at, &events)?;
-                self.apply(commit)
+                self.apply(commit, events)
             }
-            "review" => {
+            Some(AggregateKind::Review) => {
                 let events = self.decode_timed(commit, at)?;
-                self.check_review(commit, at, &events)
+                self.check_review(commit, at, events)
             }
-            "officer" | "representation" => {
-                self.decode_timed(commit, at)?;
-                self.apply(commit)
+            Some(AggregateKind::Officer | AggregateKind::Representation) => {
+                let events = self.decode_timed(commit, at)?;
+                self.apply(commit, events)
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -375,10 +375,20 @@ impl RuleChecker {
             .unwrap_or_default()
     }
 
-    fn apply(&mut self, commit: &RecordedCommit) -> Result<(), RuleFailure> {
+    /// Folds the commit's events, already decoded, into the world.
+    fn apply(
+        &mut self,
+        commit: &RecordedCommit,
+        events: Vec<DomainEvent>,
+    ) -> Result<(), RuleFailure> {
         self.domain_commits += 1;
         self.world
-            .apply(commit)
+            .apply(
+                commit.position,
+                commit.commit.stream.as_str(),
+                commit.commit.metadata.idempotency_key.as_deref(),
+                || Ok(events),
+            )
             .map_err(|e| fail(commit.position, DECODE, e))
     }
 
@@ -459,7 +469,7 @@ fn decode_all(commit: &RecordedCommit) -> Result<Vec<DomainEvent>, RuleFailure> 
         .events
         .iter()
         .map(|e| {
-            decode_event(e).map_err(|err| {
+            crate::decode_event(e).map_err(|err| {
                 fail(
                     commit.position,
                     DECODE,

@@ -84,7 +84,7 @@ impl RuleChecker {
         &mut self,
         commit: &RecordedCommit,
         at: DateTime<Utc>,
-        events: &[DomainEvent],
+        events: Vec<DomainEvent>,
     ) -> Result<(), RuleFailure> {
         let position = commit.position;
         let stream = commit.commit.stream.as_str();
@@ -92,7 +92,7 @@ impl RuleChecker {
         let before_clocks = self.clocks.get(stream).copied().unwrap_or_default();
         let mut clocks = before_clocks;
         let mut state = before.clone();
-        for event in events {
+        for event in &events {
             // An event of another aggregate is refused when the commit is applied.
             let DomainEvent::Review(event) = event else {
                 continue;
@@ -101,7 +101,7 @@ impl RuleChecker {
             state = state.evolve(event);
         }
         self.clocks.insert(stream.to_owned(), clocks);
-        self.apply(commit)?;
+        self.apply(commit, events)?;
         let after = self.review(stream);
         // A deadline running before and not after, and not recorded missed: its step was done
         // (or the review withdrawn) by this commit. In time, by the recomputed due time?

@@ -1,4 +1,10 @@
-//! Test support: a `Directory` backed by maps, contexts at fixed times, sample values.
+//! Test support: the given/when/then harness ([`given::TestFramework`]), a `Directory` backed
+//! by maps, contexts at fixed times, sample values.
+
+pub mod given;
+pub mod review_world;
+
+pub use given::TestFramework;
 
 use std::collections::{HashMap, HashSet};
 
