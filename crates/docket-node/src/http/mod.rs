@@ -105,8 +105,7 @@ async fn review(State(ops): State<Parts>, Path(id): Path<String>, request: Heade
     };
     let view = world.read();
     let found = view
-        .reviews
-        .get(&format!("review/{review_id}"))
+        .state::<docket_domain::review::Review>(&docket_domain::StreamKey::Review(review_id))
         .map(|(revision, r)| (*revision, r.clone()));
     drop(view);
     let (revision, review) = match found {
