@@ -1,11 +1,11 @@
 //! How aggregates map onto log streams and how domain events travel inside commits.
 
-use docket_domain::case::{Case, CaseEvent};
+use docket_domain::case::{Case, CaseCommand, CaseEvent};
 use docket_domain::events::{CodecError, DomainEvent, Format};
-use docket_domain::officer::{Officer, OfficerEvent};
-use docket_domain::representation::{Representation, RepresentationEvent};
-use docket_domain::review::{Review, ReviewEvent};
-use docket_domain::Aggregate;
+use docket_domain::officer::{Officer, OfficerCommand, OfficerEvent};
+use docket_domain::representation::{Representation, RepresentationCommand, RepresentationEvent};
+use docket_domain::review::{Review, ReviewCommand, ReviewEvent};
+use docket_domain::{Aggregate, CommandKind};
 use docket_log::EventData;
 use uuid::Uuid;
 
@@ -21,6 +21,8 @@ pub trait StoredAggregate: Aggregate + Send + Sync + 'static {
     fn unwrap(event: DomainEvent) -> Option<Self::Event>;
     /// Its states in the world.
     fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)>;
+    /// A command's catalogue entry (its stable name labels the command's metrics).
+    fn command_kind(command: &Self::Command) -> CommandKind;
 }
 
 impl StoredAggregate for Case {
@@ -36,6 +38,9 @@ impl StoredAggregate for Case {
     }
     fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
         &world.cases
+    }
+    fn command_kind(command: &CaseCommand) -> CommandKind {
+        command.kind()
     }
 }
 
@@ -53,6 +58,9 @@ impl StoredAggregate for Officer {
     fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
         &world.officers
     }
+    fn command_kind(command: &OfficerCommand) -> CommandKind {
+        command.kind()
+    }
 }
 
 impl StoredAggregate for Representation {
@@ -69,6 +77,9 @@ impl StoredAggregate for Representation {
     fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
         &world.representations
     }
+    fn command_kind(command: &RepresentationCommand) -> CommandKind {
+        command.kind()
+    }
 }
 
 impl StoredAggregate for Review {
@@ -84,6 +95,9 @@ impl StoredAggregate for Review {
     }
     fn states(world: &WorldView) -> &std::collections::HashMap<String, (u64, Self)> {
         &world.reviews
+    }
+    fn command_kind(command: &ReviewCommand) -> CommandKind {
+        command.kind()
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Ops {
     /// The services' state, for reading one review (`docket up`; none for a lone dashboard).
     pub(crate) world: Option<docket_runtime::World>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The process's registry, rendered at `/metrics`.
+    pub(crate) metrics: std::sync::Arc<prometheus_client::registry::Registry>,
 }
 
 /// The routes: the dashboard (`/`, `/api/v1/dashboard/…`, `/api/v1/openapi.json`, `/metrics`),
@@ -36,6 +38,11 @@ pub(crate) fn router(
         ops.dashboard.clone(),
         ops.actors.clone(),
         ops.shutdown.clone(),
+    )
+    .merge(
+        Router::new()
+            .route("/metrics", get(crate::metrics::serve))
+            .with_state(ops.metrics.clone()),
     )
     .merge(
         Router::new()

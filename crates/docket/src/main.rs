@@ -6,6 +6,7 @@ mod audit_api;
 mod client;
 mod demo;
 mod http;
+mod metrics;
 mod run;
 mod signal;
 mod tokens;

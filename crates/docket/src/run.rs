@@ -17,6 +17,7 @@ use docket_runtime::clock::{SharedClock, SystemClock};
 use docket_runtime::{Executor, ExecutorConfig, World};
 use tokio::sync::watch;
 
+use crate::metrics::NodeMetrics;
 use crate::signal::shutdown_signal;
 use checkpoints::{finish_checkpointer, CheckpointArgs, CheckpointerTask};
 
@@ -51,6 +52,7 @@ fn notifications<L: EventLog + Clone + Send + Sync + 'static>(
     webhook: &WebhookArgs,
     log: L,
     checkpoints: AnyCheckpoints,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), docket_notify::NotifyError>>>> {
     let Some(config) = webhook.config()? else {
@@ -63,6 +65,7 @@ fn notifications<L: EventLog + Clone + Send + Sync + 'static>(
         log,
         checkpoints,
         clock(),
+        metrics.notify.clone(),
         shutdown,
     ))))
 }
@@ -98,6 +101,7 @@ impl DashboardArgs {
         log: L,
         checkpoints: AnyCheckpoints,
         integrity: Option<docket_dashboard::IntegrityCheck<A>>,
+        metrics: &NodeMetrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(docket_dashboard::Dashboard, DashboardTask)>
     where
@@ -107,7 +111,8 @@ impl DashboardArgs {
         let dir = self.dashboard_dir.clone().unwrap_or(default_dir);
         let mut config = docket_dashboard::DashboardConfig::new(Some(dir.clone()));
         config.rebuild = self.rebuild_dashboard;
-        docket_dashboard::Dashboard::start(log, checkpoints, integrity, config, shutdown)
+        let metrics = metrics.dashboard.clone();
+        docket_dashboard::Dashboard::start(log, checkpoints, integrity, config, metrics, shutdown)
             .await
             .with_context(|| format!("starting the dashboard (snapshot in {})", dir.display()))
     }
@@ -207,7 +212,10 @@ pub(crate) struct ServeArgs {
 }
 
 /// A world following `log`, caught up to its head, and an executor over it.
-async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Result<Executor<L>> {
+async fn executor<L: EventLog + Clone + Send + Sync + 'static>(
+    log: L,
+    metrics: &NodeMetrics,
+) -> Result<Executor<L>> {
     let policies = PolicySet::shipped().context("loading the shipped guideline policy")?;
     let world = World::new();
     world.follow(log.clone());
@@ -217,7 +225,8 @@ async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Result
         .wait_applied(head, Duration::from_secs(600))
         .await
         .context("catching up with the log")?;
-    Ok(Executor::new(log, world, ExecutorConfig::new(policies)))
+    Ok(Executor::new(log, world, ExecutorConfig::new(policies))
+        .with_metrics(metrics.runtime.clone()))
 }
 
 fn clock() -> SharedClock {
@@ -261,19 +270,27 @@ async fn jetstream(url: &str, replicas: usize) -> Result<(JetStreamLog, AnyCheck
 pub(crate) async fn up(args: UpArgs) -> Result<()> {
     let actors = args.actors.with_own_key(&args.actor_key, &args.data_dir)?;
     let shutdown = shutdown_signal();
+    let metrics = NodeMetrics::new();
     if let Some(url) = &args.nats {
         let (log, checkpoints) = jetstream(url, args.replicas).await?;
         let notify = notifications(
             &args.webhook,
             log.clone(),
             checkpoints.clone(),
+            &metrics,
             shutdown.clone(),
         )?;
         // The checkpointer stops last, once the services finished, so that its final
         // checkpoint covers every commit they made.
         let (stop_checkpointer, checkpointer_shutdown) = watch::channel(false);
-        let (checkpointer, checkpointer_task, audit, api, vkey) =
-            nats_audit(url, log.clone(), &args.checkpoints, checkpointer_shutdown).await?;
+        let (checkpointer, checkpointer_task, audit, api, vkey) = nats_audit(
+            url,
+            log.clone(),
+            &args.checkpoints,
+            &metrics,
+            checkpointer_shutdown,
+        )
+        .await?;
         let integrity = docket_dashboard::IntegrityCheck::new(api.clone(), &vkey)
             .map_err(anyhow::Error::msg)?;
         let (dashboard, dashboard_task) = args
@@ -283,10 +300,11 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
                 log.clone(),
                 checkpoints.clone(),
                 Some(integrity),
+                &metrics,
                 shutdown.clone(),
             )
             .await?;
-        let ex = executor(log).await?;
+        let ex = executor(log, &metrics).await?;
         let mut tasks = Vec::new();
         for service in docket_node::COMMAND_SERVICES {
             let client = docket_bus::connect(url, &format!("docket-{service}")).await?;
@@ -308,6 +326,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             actors: Some(actors.clone()),
             world: Some(ex.world().clone()),
             shutdown: shutdown.clone(),
+            metrics: metrics.registry.clone(),
         };
         serve_http(
             args.http,
@@ -337,6 +356,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         &args.webhook,
         log.clone(),
         checkpoints.clone(),
+        &metrics,
         shutdown.clone(),
     )?;
     let audit_dir = args
@@ -352,9 +372,13 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
     // covers every commit they made: an export taken after `docket up` stops is signed to its
     // end.
     let (stop_checkpointer, checkpointer_shutdown) = watch::channel(false);
-    let (checkpointer, checkpointer_task, vkey) =
-        args.checkpoints
-            .start(log.clone(), records, audit_dir, checkpointer_shutdown)?;
+    let (checkpointer, checkpointer_task, vkey) = args.checkpoints.start(
+        log.clone(),
+        records,
+        audit_dir,
+        metrics.audit.clone(),
+        checkpointer_shutdown,
+    )?;
     let audit = docket_node::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::File(log.clone()),
@@ -368,10 +392,11 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
             log.clone(),
             checkpoints.clone(),
             Some(integrity),
+            &metrics,
             shutdown.clone(),
         )
         .await?;
-    let ex = executor(log.clone()).await?;
+    let ex = executor(log.clone(), &metrics).await?;
     let bus = LocalBus::new();
     let world = ex.world().clone();
     let background = docket_node::register_local(
@@ -389,6 +414,7 @@ pub(crate) async fn up(args: UpArgs) -> Result<()> {
         actors: Some(actors),
         world: Some(world),
         shutdown: shutdown.clone(),
+        metrics: metrics.registry.clone(),
     };
     let commands = format!(
         "; log in {}, commands at /api/v1/commands/<name> (see `docket commands`); Ctrl-C stops",
@@ -417,6 +443,7 @@ async fn nats_audit(
     url: &str,
     log: JetStreamLog,
     args: &CheckpointArgs,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(
     docket_audit::CheckpointerHandle,
@@ -434,7 +461,13 @@ async fn nats_audit(
             .await
             .context("opening the checkpoint stream")?,
     ));
-    let (checkpointer, task, vkey) = args.start(log.clone(), records, audit_dir, shutdown)?;
+    let (checkpointer, task, vkey) = args.start(
+        log.clone(),
+        records,
+        audit_dir,
+        metrics.audit.clone(),
+        shutdown,
+    )?;
     let api = docket_node::AuditApi {
         checkpointer: checkpointer.clone(),
         log: docket_log::AnyLog::JetStream(log),
@@ -449,9 +482,10 @@ async fn serve_audit(
     url: &str,
     log: JetStreamLog,
     args: &CheckpointArgs,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let (_, task, handle, _, _) = nats_audit(url, log, args, shutdown.clone()).await?;
+    let (_, task, handle, _, _) = nats_audit(url, log, args, metrics, shutdown.clone()).await?;
     let mut stop = shutdown;
     let _ = stop.wait_for(|s| *s).await;
     handle.stop().await?;
@@ -464,6 +498,7 @@ async fn serve_dashboard(
     args: &ServeArgs,
     log: JetStreamLog,
     checkpoints: AnyCheckpoints,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let integrity = match &args.verifier_key {
@@ -498,6 +533,7 @@ async fn serve_dashboard(
             log,
             checkpoints,
             integrity,
+            metrics,
             shutdown.clone(),
         )
         .await?;
@@ -507,6 +543,7 @@ async fn serve_dashboard(
         actors: args.actors.optional()?,
         world: None,
         shutdown: shutdown.clone(),
+        metrics: metrics.registry.clone(),
     };
     serve_http(
         args.http,
@@ -524,22 +561,13 @@ async fn serve_dashboard(
 /// Serves /metrics and /healthz for a `docket serve` process, until shutdown.
 fn serve_metrics(
     address: Option<SocketAddr>,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<Result<()>>> {
     let address = address?;
     let router = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(|| async {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    docket_runtime::metrics::render(),
-                )
-            }),
-        )
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .with_state(metrics.registry.clone())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     Some(tokio::spawn(async move {
         let listener = tokio::net::TcpListener::bind(address)
@@ -561,13 +589,14 @@ fn serve_metrics(
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let shutdown = shutdown_signal();
+    let metrics = NodeMetrics::new();
     let (log, checkpoints) = jetstream(&args.nats, args.replicas).await?;
     if args.service == "dashboard" {
-        return serve_dashboard(&args, log, checkpoints, shutdown).await;
+        return serve_dashboard(&args, log, checkpoints, &metrics, shutdown).await;
     }
-    let metrics = serve_metrics(args.metrics, shutdown.clone());
-    let served = serve_service(&args, log, checkpoints, shutdown).await;
-    if let Some(task) = metrics {
+    let endpoint = serve_metrics(args.metrics, &metrics, shutdown.clone());
+    let served = serve_service(&args, log, checkpoints, &metrics, shutdown).await;
+    if let Some(task) = endpoint {
         task.await.context("the metrics endpoint panicked")??;
     }
     served
@@ -577,6 +606,7 @@ async fn serve_service(
     args: &ServeArgs,
     log: JetStreamLog,
     checkpoints: AnyCheckpoints,
+    metrics: &NodeMetrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     if args.service == "audit" {
@@ -584,7 +614,7 @@ async fn serve_service(
             "docket: serving audit over NATS at {} (docket.cmd.audit.*); Ctrl-C stops",
             docket_log::jetstream::redact_url(&args.nats)
         );
-        return serve_audit(&args.nats, log, &args.checkpoints, shutdown).await;
+        return serve_audit(&args.nats, log, &args.checkpoints, metrics, shutdown).await;
     }
     let service = service_named(&args.service)?;
     if service == Service::Notification {
@@ -604,13 +634,13 @@ async fn serve_service(
             "docket: serving notification over NATS at {}; Ctrl-C stops",
             docket_log::jetstream::redact_url(&args.nats)
         );
-        let task = notifications(&args.webhook, log, checkpoints, shutdown)?;
+        let task = notifications(&args.webhook, log, checkpoints, metrics, shutdown)?;
         finish_notifications(task).await?;
         handle.stop().await?;
         return Ok(());
     }
     let actors = args.actors.required()?;
-    let ex = executor(log).await?;
+    let ex = executor(log, metrics).await?;
     let client = docket_bus::connect(&args.nats, &format!("docket-{service}")).await?;
     eprintln!(
         "docket: serving {service} over NATS at {}; Ctrl-C stops",

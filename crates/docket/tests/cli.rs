@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
-fn up(data: &std::path::Path) -> (Child, String) {
+pub(crate) fn up(data: &std::path::Path) -> (Child, String) {
     up_with(data, &[])
 }
 
@@ -43,7 +43,7 @@ fn send(url: &str, actor: &str, command: &str, fields: &[&str]) -> (bool, serde_
 }
 
 /// Sends SIGTERM and checks that the process stops cleanly within 20 s.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -525,7 +525,7 @@ fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
 }
 
 /// A plain HTTP/1.1 GET; the body.
-fn http_get(url: &str, path: &str) -> String {
+pub(crate) fn http_get(url: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let address = url.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();

@@ -114,18 +114,22 @@ impl CheckpointArgs {
         })
     }
 
-    /// Starts the checkpointer over `log`, storing checkpoints in `records`, until `shutdown`;
-    /// returns its handle, its task and the verifier key.
+    /// Starts the checkpointer over `log`, storing checkpoints in `records` and counting into
+    /// `metrics`, until `shutdown`; returns its handle, its task and the verifier key.
     pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
         &self,
         log: L,
         records: docket_log::AnyRecords,
         audit_dir: PathBuf,
+        metrics: docket_audit::Metrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask, String)> {
         let signer = self.signer(&audit_dir)?;
         let vkey = signer.vkey().to_owned();
-        let config = self.config()?;
+        let config = docket_audit::CheckpointerConfig {
+            metrics,
+            ..self.config()?
+        };
         eprintln!(
             "docket: signing checkpoints as {} every {} ms or {} commits; verifier key {}",
             signer.origin(),
