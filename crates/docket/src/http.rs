@@ -25,8 +25,8 @@ pub(crate) struct Ops {
     pub(crate) metrics: std::sync::Arc<prometheus_client::registry::Registry>,
 }
 
-/// The routes: the dashboard (`/`, `/api/v1/dashboard/…`, `/api/v1/openapi.json`, `/metrics`),
-/// `GET /healthz` and `GET /readyz`; `POST /api/v1/commands/{name}` when the services run in
+/// The routes: the dashboard (`/`, `/api/v1/dashboard/…`, `/api/v1/openapi.json`), `GET
+/// /metrics` (the process's registry), `GET /healthz` and `GET /readyz`; `POST /api/v1/commands/{name}` when the services run in
 /// this process (embedded); the audit routes under `/api/v1/audit/` when a checkpointer runs
 /// here.
 pub(crate) fn router(
