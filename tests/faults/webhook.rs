@@ -250,6 +250,7 @@ async fn webhook_slow_then_down_then_back() {
         notify_log,
         checkpoints,
         Arc::new(docket_runtime::clock::SystemClock),
+        docket_notify::Metrics::default(),
         stopped,
     ));
 

@@ -17,7 +17,7 @@ pub mod verify;
 pub mod witness;
 
 pub use checkpointer::{
-    Cadence, Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus,
+    Cadence, Checkpointer, CheckpointerConfig, CheckpointerHandle, CheckpointerStatus, Metrics,
     WitnessStatus,
 };
 pub use error::AuditError;

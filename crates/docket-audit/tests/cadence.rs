@@ -32,8 +32,7 @@ pub struct Witness {
 }
 
 impl Witness {
-    /// A witness named `name` (unique per test: the metrics are the process's) for the logs of
-    /// `log_vkey`, its state in `state`.
+    /// A witness named `name` for the logs of `log_vkey`, its state in `state`.
     pub async fn start(name: &str, log_vkey: &str, state: &Path) -> Witness {
         let (skey, vkey) = generate_witness_key(name).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,13 +97,6 @@ async fn status_until(
         .unwrap()
         .clone();
     found
-}
-
-/// The value of the series `series` (name and labels, as rendered) on the process's `/metrics`.
-fn metric(series: &str) -> Option<f64> {
-    let text = docket_runtime::metrics::render();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Appends `n` commits and stops the checkpointer at once, without waiting for it to see them:
@@ -242,7 +234,7 @@ async fn two_witnesses_cosign_every_checkpoint_and_receipts_carry_both() {
         assert!(w.last_error.is_none(), "{w:?}");
         assert_eq!(w.cosignatures, status.signed, "{w:?}");
         assert_eq!(
-            metric(&format!(
+            running.metric(&format!(
                 "docket_witness_cosigned_size{{witness=\"{}\"}}",
                 w.name
             )),
@@ -370,11 +362,11 @@ async fn a_witness_down_or_silent_holds_up_nothing_and_shows_in_the_status() {
             status.signed
         );
         assert_eq!(
-            metric(&format!("docket_witness_up{{witness=\"{n}\"}}")),
+            running.metric(&format!("docket_witness_up{{witness=\"{n}\"}}")),
             Some(0.0)
         );
         assert_eq!(
-            metric(&format!("docket_witness_failures_total{{witness=\"{n}\"}}")),
+            running.metric(&format!("docket_witness_failures_total{{witness=\"{n}\"}}")),
             Some(w.failures as f64)
         );
     }
@@ -488,16 +480,17 @@ async fn rolled_back(
     );
     assert_eq!(status.cosignatures, 0);
     assert_eq!(
-        metric(&format!(
+        running.metric(&format!(
             "docket_witness_alarm{{witness=\"{witness_name}\"}}"
         )),
         Some(1.0)
     );
     assert!(
-        metric(&format!(
-            "docket_witness_refusals_total{{witness=\"{witness_name}\"}}"
-        ))
-        .unwrap()
+        running
+            .metric(&format!(
+                "docket_witness_refusals_total{{witness=\"{witness_name}\"}}"
+            ))
+            .unwrap()
             >= 1.0
     );
     running.stop().await.unwrap();

@@ -80,14 +80,24 @@ pub async fn file_log(dir: &Path) -> FileLog {
     FileLog::open(FileLogConfig::new(dir)).await.unwrap()
 }
 
-/// A running checkpointer over a file log, with what it takes to stop it.
+/// A running checkpointer over a file log, with what it takes to stop it and the registry of its
+/// metrics (its own, as a node's would be).
 pub struct Running {
     pub handle: CheckpointerHandle,
     pub task: JoinHandle<Result<(), AuditError>>,
     pub stop: watch::Sender<bool>,
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl Running {
+    /// The value of the series `series` (name and labels, as rendered) on its `/metrics`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     pub async fn stop(self) -> Result<(), AuditError> {
         self.stop.send(true).unwrap();
         within("the checkpointer to stop", self.task).await.unwrap()
@@ -102,6 +112,11 @@ pub fn start<L: EventLog + 'static>(
     tree_dir: &Path,
 ) -> Running {
     let (stop, shutdown) = watch::channel(false);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let config = CheckpointerConfig {
+        metrics: docket_audit::Metrics::register(&mut registry),
+        ..config
+    };
     let (handle, task) = Checkpointer::start(
         config,
         log,
@@ -110,7 +125,12 @@ pub fn start<L: EventLog + 'static>(
         tree_dir.to_owned(),
         shutdown,
     );
-    Running { handle, task, stop }
+    Running {
+        handle,
+        task,
+        stop,
+        registry,
+    }
 }
 
 /// Waits until the checkpointer checked its tree and declared its cadence; returns the

@@ -450,6 +450,7 @@ async fn make_log(dir: &std::path::Path, options: &Options) -> anyhow::Result<()
             log.clone(),
             checkpoints,
             clock.clone(),
+            docket_notify::Metrics::default(),
             stopped,
         ));
         notifications = Some((service, sink));

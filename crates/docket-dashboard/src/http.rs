@@ -1,5 +1,5 @@
-//! The dashboard over HTTP (axum): the page, its JSON, live updates as server-sent events, the
-//! OpenAPI description and the Prometheus metrics.
+//! The dashboard over HTTP (axum): the page, its JSON, live updates as server-sent events and
+//! the OpenAPI description. (`/metrics` is the node's route: it renders the node's registry.)
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,7 +45,7 @@ struct Api {
 }
 
 /// The routes: `/`, `/app.js`, `/app.css`, `/api/v1/dashboard/{overview,overdue,stream}`,
-/// `/api/v1/openapi.json` and `/metrics`. The drill-down verifies actor tokens with `actors`
+/// and `/api/v1/openapi.json`. The drill-down verifies actor tokens with `actors`
 /// (without keys it is refused as unavailable). Live-update streams end when `shutdown` turns
 /// true, so a graceful shutdown does not wait for open pages.
 pub fn router(
@@ -73,7 +73,6 @@ pub fn router(
             "/api/v1/openapi.json",
             get(|| async { asset(OPENAPI, "application/json") }),
         )
-        .route("/metrics", get(metrics))
         .with_state(Api {
             dashboard,
             actors,
@@ -246,15 +245,4 @@ async fn stream(State(api): State<Api>) -> Sse<impl Stream<Item = Result<Event, 
 
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
-}
-
-async fn metrics() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        docket_runtime::metrics::render(),
-    )
-        .into_response()
 }

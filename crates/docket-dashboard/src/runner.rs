@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::integrity::IntegrityCheck;
+use crate::metrics::Metrics;
 use crate::projection::{Projection, ProjectionError};
 use crate::view::{ConsumerLag, Filter, Integrity, Overdue, Overview};
 
@@ -104,6 +105,7 @@ struct Shared {
     integrity: Mutex<Integrity>,
     progress: watch::Sender<Progress>,
     readiness: Mutex<Readiness>,
+    metrics: Metrics,
 }
 
 /// A running dashboard: cheap to clone, answers queries from its projection.
@@ -187,12 +189,14 @@ impl Dashboard {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Starts following `log`; the task ends at shutdown (after a last snapshot) or on a fault.
+    /// Starts following `log`, showing the log's head and the consumers' lag in `metrics`; the
+    /// task ends at shutdown (after a last snapshot) or on a fault.
     pub async fn start<L, C, A>(
         log: L,
         checkpoints: C,
         integrity: Option<IntegrityCheck<A>>,
         config: DashboardConfig,
+        metrics: Metrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<
         (
@@ -229,6 +233,7 @@ impl Dashboard {
                 start_head: head,
                 fault: None,
             }),
+            metrics,
         });
         let dashboard = Dashboard { shared };
         let task = tokio::spawn(run(
@@ -462,7 +467,7 @@ async fn refresh_lag<L: EventLog, C: Checkpoints>(dashboard: &Dashboard, log: &L
             return;
         }
     };
-    docket_runtime::metrics::set_log_head(head);
+    dashboard.shared.metrics.set_log_head(head);
     dashboard
         .shared
         .progress
@@ -483,7 +488,7 @@ async fn refresh_lag<L: EventLog, C: Checkpoints>(dashboard: &Dashboard, log: &L
                 .into_iter()
                 .map(|(consumer, position)| {
                     let lag = head.saturating_sub(position);
-                    docket_runtime::metrics::set_consumer_lag(&consumer, lag);
+                    dashboard.shared.metrics.set_consumer_lag(&consumer, lag);
                     ConsumerLag {
                         consumer,
                         position,

@@ -47,6 +47,17 @@ pub async fn run_demo<L: EventLog + Clone + Send + Sync + 'static>(
     cases: usize,
     advance_days: i64,
 ) -> Demo {
+    run_demo_counted(log, checkpoints, cases, advance_days, Default::default()).await
+}
+
+/// [`run_demo`], its services counting into `metrics`.
+pub async fn run_demo_counted<L: EventLog + Clone + Send + Sync + 'static>(
+    log: L,
+    checkpoints: AnyCheckpoints,
+    cases: usize,
+    advance_days: i64,
+    metrics: docket_runtime::Metrics,
+) -> Demo {
     let config = DemoConfig {
         cases,
         seed: 11,
@@ -59,7 +70,8 @@ pub async fn run_demo<L: EventLog + Clone + Send + Sync + 'static>(
         log.clone(),
         world.clone(),
         ExecutorConfig::new(PolicySet::shipped().unwrap()),
-    );
+    )
+    .with_metrics(metrics);
     let clock = ManualClock::new(config.start);
     let bus = LocalBus::new();
     let (stop, stopped) = watch::channel(false);
@@ -139,6 +151,7 @@ pub async fn dashboard<L: EventLog + Clone + Send + Sync + 'static>(
         checkpoints,
         None::<IntegrityCheck<NatsAudit>>,
         config,
+        docket_dashboard::Metrics::default(),
         stopped,
     )
     .await

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::{file_log, run_demo};
+use super::{file_log, run_demo_counted};
 
 /// One GET; returns the status, the head and the body.
 async fn get(
@@ -62,12 +62,20 @@ async fn system_with(
 ) -> System {
     let log = file_log(&dir.join("log")).await;
     let checkpoints = AnyCheckpoints::File(log.checkpoints().unwrap());
-    run_demo(log.clone(), checkpoints.clone(), 12, 40).await;
+    // The system's own registry, as a node's: every family registered at start.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let runtime = docket_runtime::Metrics::register(&mut registry);
+    let audit = docket_audit::Metrics::register(&mut registry);
+    let dashboard_metrics = docket_dashboard::Metrics::register(&mut registry);
+    run_demo_counted(log.clone(), checkpoints.clone(), 12, 40, runtime).await;
     let signer = CheckpointSigner::new(skey).unwrap();
     let own_vkey = signer.vkey().to_owned();
     let (stop, stopped) = watch::channel(false);
     let (checkpointer, checkpointer_task) = Checkpointer::start(
-        configure(CheckpointerConfig::every(50, Duration::from_millis(200))),
+        CheckpointerConfig {
+            metrics: audit,
+            ..configure(CheckpointerConfig::every(50, Duration::from_millis(200)))
+        },
         log.clone(),
         CheckpointStore::new(log.audit_records().unwrap()),
         signer,
@@ -94,6 +102,7 @@ async fn system_with(
         checkpoints,
         Some(integrity),
         config,
+        dashboard_metrics,
         stopped.clone(),
     )
     .await
@@ -102,10 +111,29 @@ async fn system_with(
     assert!(dashboard.wait_for(head, Duration::from_secs(30)).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // `/metrics` is the node's route; here the system's registry, rendered as the node does.
+    let registry = std::sync::Arc::new(registry);
     let router = docket_dashboard::http::router(
         dashboard.clone(),
         Some(crate::keys::verifier()),
         stopped.clone(),
+    )
+    .route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    )],
+                    text,
+                )
+            }
+        }),
     );
     let mut serving = stopped;
     let server = tokio::spawn(async move {
@@ -296,13 +324,32 @@ async fn the_api_serves_the_projection_and_refuses_bad_requests() {
     assert_eq!(status, 200);
     assert!(head_text.contains("text/plain; version=0.0.4"));
     assert!(metrics.contains("docket_commands_total{"), "{metrics}");
-    // (The registry is the process's; other tests here run their own logs beside this one, so
-    // the gauges hold whichever log was read last.)
     assert!(metrics.contains("\ndocket_log_head "), "{metrics}");
     assert!(
         metrics.contains("docket_consumer_lag{consumer=\"dashboard\"} "),
         "{metrics}"
     );
+    // The registry is this system's own (other tests here run their own logs beside this one):
+    // the demo's commands are counted, and the head is this log's.
+    let series = |prefix: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.parse::<u64>().ok())
+    };
+    assert!(
+        series("docket_commands_total{command=\"case.open\",outcome=\"ok\"} ") >= Some(12),
+        "{metrics}"
+    );
+    let head = s.dashboard.projection().position();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, metrics) = get(s.addr, "/metrics", &[]).await;
+        if metrics.contains(&format!("\ndocket_log_head {head}\n")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     s.stop().await;
 }

@@ -12,12 +12,18 @@ use crate::values::{
     ReviewTier, Role,
 };
 
+/// A command of an aggregate, with its catalogue entry (whose stable name labels it everywhere).
+pub trait AggregateCommand {
+    /// The command's catalogue entry.
+    fn kind(&self) -> CommandKind;
+}
+
 /// An aggregate: a consistency boundary whose state is the fold of its events.
 pub trait Aggregate: Default + Clone {
     /// The kind of the streams it lives in, `<KIND>/<id>` (see [`crate::stream`]).
     const KIND: AggregateKind;
     /// What it accepts.
-    type Command;
+    type Command: AggregateCommand;
     /// What it records: one part of [`DomainEvent`], into which it converts and back.
     type Event: Clone + Into<DomainEvent> + TryFrom<DomainEvent, Error = DomainEvent>;
 

@@ -20,7 +20,7 @@ pub mod stream;
 pub mod values;
 pub mod world;
 
-pub use aggregate::{Aggregate, Context, Deadlines, Directory, Rejection};
+pub use aggregate::{Aggregate, AggregateCommand, Context, Deadlines, Directory, Rejection};
 pub use events::{CodecError, DomainEvent, Format};
 pub use permissions::CommandKind;
 pub use stream::{AggregateKind, StreamKey};

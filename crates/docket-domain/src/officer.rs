@@ -184,3 +184,9 @@ impl Aggregate for Officer {
         self
     }
 }
+
+impl crate::aggregate::AggregateCommand for OfficerCommand {
+    fn kind(&self) -> CommandKind {
+        OfficerCommand::kind(self)
+    }
+}

@@ -224,3 +224,9 @@ impl Aggregate for Representation {
         self
     }
 }
+
+impl crate::aggregate::AggregateCommand for RepresentationCommand {
+    fn kind(&self) -> CommandKind {
+        RepresentationCommand::kind(self)
+    }
+}

@@ -113,11 +113,15 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
     log: L,
     records: docket_log::AnyRecords,
     audit_dir: PathBuf,
+    metrics: docket_audit::Metrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(docket_audit::CheckpointerHandle, CheckpointerTask, String), NodeError> {
     let signer = signer(config, &audit_dir)?;
     let vkey = signer.vkey().to_owned();
-    let settings = checkpointer_config(config)?;
+    let settings = docket_audit::CheckpointerConfig {
+        metrics,
+        ..checkpointer_config(config)?
+    };
     tracing::info!(
         origin = %signer.origin(),
         every_ms = settings.every.as_millis() as u64,

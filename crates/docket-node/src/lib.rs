@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod handler;
 mod http;
+mod metrics;
 mod node;
 mod services;
 mod supervise;
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use error::NodeError;
 pub use handler::{CommandHandler, NoCommands, ReceiptSource};
+pub use metrics::NodeMetrics;
 pub use node::{Node, NodeHandle};
 pub use services::{register_local, run_nats, LocalServices, ServiceError, COMMAND_SERVICES};
 pub use supervise::{ComponentFailure, ComponentState, Supervisor};

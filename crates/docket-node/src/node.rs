@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{LogConfig, NodeConfig, Role};
 use crate::error::{NodeError, ResultExt};
 use crate::http::{self, Parts};
+use crate::metrics::NodeMetrics;
 use crate::supervise::Supervisor;
 use crate::{AuditApi, ReceiptSource};
 
@@ -29,6 +30,7 @@ use crate::{AuditApi, ReceiptSource};
 pub struct NodeHandle {
     addr: Option<SocketAddr>,
     supervisor: Supervisor,
+    metrics: NodeMetrics,
     log: AnyLog,
 }
 
@@ -61,14 +63,19 @@ impl Node {
         config: NodeConfig,
         shutdown: CancellationToken,
     ) -> Result<NodeHandle, NodeError> {
-        let supervisor =
-            Supervisor::new(shutdown.child_token(), config.tunables.supervision.clone());
+        let metrics = NodeMetrics::new();
+        let supervisor = Supervisor::new(
+            shutdown.child_token(),
+            config.tunables.supervision.clone(),
+            metrics.restarts.clone(),
+        );
         let log = open_log(&config.log).await?;
-        let started = start_roles(&config, &log, &supervisor).await;
+        let started = start_roles(&config, &log, &supervisor, &metrics).await;
         match started {
             Ok(addr) => Ok(NodeHandle {
                 addr,
                 supervisor,
+                metrics,
                 log,
             }),
             Err(e) => {
@@ -91,6 +98,11 @@ impl NodeHandle {
     /// The node's supervisor (component states).
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    /// The node's metrics (what `/metrics` renders).
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
     }
 
     /// Waits until the node is told to stop or a component stops; then stops the roles in
@@ -180,6 +192,7 @@ async fn start_roles(
     config: &NodeConfig,
     log: &AnyLog,
     supervisor: &Supervisor,
+    metrics: &NodeMetrics,
 ) -> Result<Option<SocketAddr>, NodeError> {
     let checkpoints = log
         .checkpoints()
@@ -203,6 +216,7 @@ async fn start_roles(
             log.clone(),
             records,
             dir,
+            metrics.audit.clone(),
             stop.clone(),
         )?;
         supervisor.critical("checkpointer", joined(task));
@@ -262,12 +276,14 @@ async fn start_roles(
                 tracing::info!(webhook = ?notify, "notifications");
                 let log = log.clone();
                 let checkpoints = checkpoints.clone();
+                let recorded = metrics.notify.clone();
                 supervisor.restarting("notification", move |stop| {
                     let run = docket_notify::run(
                         notify.clone(),
                         log.clone(),
                         checkpoints.clone(),
                         clock(),
+                        recorded.clone(),
                         stop,
                     );
                     async move { run.await.map_err(to_string) }
@@ -304,6 +320,7 @@ async fn start_roles(
                     checkpoints.clone(),
                     Some(integrity),
                     settings,
+                    metrics.dashboard.clone(),
                     stop,
                 )
                 .await
@@ -321,6 +338,7 @@ async fn start_roles(
                     checkpoints.clone(),
                     Some(integrity),
                     settings,
+                    metrics.dashboard.clone(),
                     stop,
                 )
                 .await
@@ -333,6 +351,7 @@ async fn start_roles(
                     checkpoints.clone(),
                     None,
                     settings,
+                    metrics.dashboard.clone(),
                     stop,
                 )
                 .await
@@ -357,7 +376,9 @@ async fn start_roles(
             )
         })?;
         let stop = supervisor.stage("world");
-        let executor = executor(config, log.clone(), supervisor, stop).await?;
+        let executor = executor(config, log.clone(), supervisor, stop)
+            .await?
+            .with_metrics(metrics.runtime.clone());
         let stop = supervisor.stage("services");
         let receipts = match (&parts.checkpointer, nats_url(config)) {
             (Some(c), _) => Some(ReceiptSource::Local(c.clone())),
@@ -416,6 +437,7 @@ async fn start_roles(
         .context(format!("listening on {address}"))?;
     let addr = listener.local_addr().context("reading the HTTP address")?;
     parts.supervisor = Some(supervisor.clone());
+    parts.metrics = Some(metrics.registry.clone());
     parts.shutdown = Some(stop.clone());
     let router = http::router(parts);
     let mut stop = stop;

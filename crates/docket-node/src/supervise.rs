@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -67,6 +69,7 @@ pub struct Supervisor {
     states: Arc<Mutex<BTreeMap<String, ComponentState>>>,
     failure: Arc<Mutex<Option<ComponentFailure>>>,
     backoff: SupervisionTunables,
+    restarts: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,14 +78,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Supervisor {
-    /// A supervisor stopping when `node` is cancelled.
-    pub fn new(node: CancellationToken, backoff: SupervisionTunables) -> Self {
+    /// A supervisor stopping when `node` is cancelled, counting restarts in `restarts`
+    /// (`docket_component_restarts_total`).
+    pub fn new(
+        node: CancellationToken,
+        backoff: SupervisionTunables,
+        restarts: Family<[(&'static str, &'static str); 1], Counter>,
+    ) -> Self {
         Supervisor {
             node,
             stages: Arc::default(),
             states: Arc::default(),
             failure: Arc::default(),
             backoff,
+            restarts,
         }
     }
 
@@ -175,11 +184,10 @@ impl Supervisor {
         let me = self.clone();
         let initial = Duration::from_millis(self.backoff.initial_backoff_ms.max(1));
         let max = Duration::from_millis(self.backoff.max_backoff_ms.max(1)).max(initial);
-        let restarts_metric = docket_runtime::metrics::counter(
-            "docket_component_restarts_total",
-            "Restarts of a node's restartable components after a failure",
-            &[("component", component)],
-        );
+        let restarts_metric = self
+            .restarts
+            .get_or_create(&[("component", component)])
+            .clone();
         self.tracker().spawn(async move {
             let mut backoff = initial;
             let mut restarts = 0u64;
@@ -263,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_critical_component_that_fails_stops_the_node_naming_it() {
-        let s = Supervisor::new(CancellationToken::new(), fast());
+        let s = Supervisor::new(CancellationToken::new(), fast(), Family::default());
         let _stop = s.stage("audit");
         s.critical("checkpointer", async { Err("disk full".to_owned()) });
         s.token().cancelled().await;
@@ -274,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_a_failure_too() {
-        let s = Supervisor::new(CancellationToken::new(), fast());
+        let s = Supervisor::new(CancellationToken::new(), fast(), Family::default());
         let _stop = s.stage("dashboard");
         s.critical("dashboard", async {
             let v: Vec<u8> = Vec::new();
@@ -290,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_restarting_component_comes_back_until_the_stage_stops() {
-        let s = Supervisor::new(CancellationToken::new(), fast());
+        let s = Supervisor::new(CancellationToken::new(), fast(), Family::default());
         let _stop = s.stage("notification");
         let runs = Arc::new(AtomicU32::new(0));
         let counted = runs.clone();
@@ -323,7 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn stages_stop_in_reverse_order() {
-        let s = Supervisor::new(CancellationToken::new(), fast());
+        let s = Supervisor::new(CancellationToken::new(), fast(), Family::default());
         let order = Arc::new(Mutex::new(Vec::new()));
         for name in ["audit", "dashboard", "review"] {
             let mut stop = s.stage(name);

@@ -14,6 +14,7 @@ mod config;
 mod error;
 pub mod events;
 mod message;
+mod metrics;
 mod render;
 mod service;
 mod webhook;
@@ -23,5 +24,6 @@ pub use error::NotifyError;
 pub use message::{
     notification_id, CausedBy, Message, NotificationKind, Recipient, NOTIFICATION_NAMESPACE,
 };
+pub use metrics::Metrics;
 pub use service::{run, NOTIFY_CONSUMER};
 pub use webhook::{signature, verify_signature, ID_HEADER, SIGNATURE_HEADER};

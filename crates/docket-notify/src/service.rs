@@ -21,7 +21,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use docket_log::{AnyCheckpoints, EventLog, ExpectedRevision, LogError, Metadata, RecordedCommit};
 use docket_runtime::clock::Clock;
-use docket_runtime::metrics;
 use docket_runtime::Checkpoint;
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -35,6 +34,7 @@ use crate::events::{
     Queued, STREAM_KIND,
 };
 use crate::message::{Message, NOTIFICATION_NAMESPACE};
+use crate::metrics::Metrics;
 use crate::render::People;
 use crate::webhook::{Attempt, Webhook};
 
@@ -50,17 +50,18 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// It reads the whole log from the start, rebuilding which notifications exist and how far each
 /// got, queues what the events since cause, then follows the log live. Delivery is at least once:
 /// an attempt whose outcome was not recorded before the process died is made again, with the
-/// same `Docket-Notification-Id`.
+/// same `Docket-Notification-Id`. It counts into `metrics` (the node's registered families).
 pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
     config: NotifyConfig,
     log: L,
     checkpoints: AnyCheckpoints,
     clock: Arc<dyn Clock>,
+    metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NotifyError> {
     config.validate()?;
     let webhook = Webhook::new(&config)?;
-    let mut checkpoint = Checkpoint::load(checkpoints, NOTIFY_CONSUMER)
+    let mut checkpoint = Checkpoint::load(checkpoints, NOTIFY_CONSUMER, metrics.position.clone())
         .await
         .map_err(|e| NotifyError::Checkpoint(e.to_string()))?;
     let head = log
@@ -78,6 +79,7 @@ pub async fn run<L: EventLog + Clone + Send + Sync + 'static>(
         clock,
         webhook,
         config,
+        metrics,
     });
     let mut state = State {
         head,
@@ -164,6 +166,7 @@ struct Shared<L> {
     clock: Arc<dyn Clock>,
     webhook: Webhook,
     config: NotifyConfig,
+    metrics: Metrics,
 }
 
 /// A queued notification not yet delivered or abandoned.
@@ -403,7 +406,7 @@ async fn queue<L: EventLog>(
             .await
         {
             Ok(_) => {
-                notification_queued();
+                shared.metrics.notification_queued();
                 tracing::debug!(notification = %id, kind = ?message.kind, "notification queued")
             }
             // Already queued (by an earlier run or another instance): the log keeps the first.
@@ -471,7 +474,7 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
     let config = &shared.config;
     let events = match outcome {
         Attempt::Delivered { status } => {
-            delivery_done("delivered", took);
+            shared.metrics.delivery_done("delivered", took);
             tracing::info!(notification = %id, attempt, status, "notification delivered");
             vec![NotificationEvent::Delivered(Delivered {
                 attempt,
@@ -480,7 +483,7 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
             })]
         }
         Attempt::Failed { status, error } if attempt >= config.max_attempts => {
-            delivery_done("abandoned", took);
+            shared.metrics.delivery_done("abandoned", took);
             tracing::error!(notification = %id, attempt, status, error = %error, "notification abandoned");
             vec![
                 NotificationEvent::AttemptFailed(AttemptFailed {
@@ -498,7 +501,7 @@ async fn attempt<L: EventLog>(shared: Arc<Shared<L>>, job: Job) -> Finished {
             ]
         }
         Attempt::Failed { status, error } => {
-            delivery_done("failed", took);
+            shared.metrics.delivery_done("failed", took);
             let wait = backoff(config, attempt);
             let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
             tracing::warn!(notification = %id, attempt, status, error = %error, retry_in = ?wait, "notification attempt failed");
@@ -553,33 +556,6 @@ pub(crate) fn backoff(config: &NotifyConfig, attempt: u32) -> Duration {
         .initial_backoff
         .saturating_mul(1u32 << doublings.min(31))
         .min(config.max_backoff)
-}
-
-/// Counts a notification this process queued.
-fn notification_queued() {
-    metrics::counter(
-        "docket_notifications_queued_total",
-        "Notifications queued by this process (a notification already queued is not counted again).",
-        &[],
-    )
-    .inc();
-}
-
-/// Counts one webhook attempt by outcome (`delivered`; `failed`, to be retried; `abandoned`, the
-/// last attempt failed) and its duration.
-fn delivery_done(outcome: &'static str, took: Duration) {
-    metrics::counter(
-        "docket_deliveries_total",
-        "Webhook delivery attempts, by outcome (delivered, failed and to be retried, abandoned).",
-        &[("outcome", outcome)],
-    )
-    .inc();
-    metrics::histogram(
-        "docket_delivery_duration_seconds",
-        "Time of one webhook attempt, from sending the request to its answer or failure, in seconds.",
-        &[],
-    )
-    .observe_duration(took);
 }
 
 /// Event ids derive from the commit's idempotency key, so a retried append is byte-identical.

@@ -20,7 +20,6 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::executor::{ExecError, Executor};
-use crate::metrics;
 use crate::reactions::Checkpoint;
 
 /// The checkpoint name of the deadline scheduler.
@@ -71,7 +70,8 @@ pub async fn run_deadline_scheduler<L: EventLog + Clone + Send + Sync + 'static>
 ) -> Result<(), ExecError> {
     // A failure starts the scheduler again from its checkpoint (the misses it records are keyed,
     // so a pass redone is found done).
-    crate::reactions::supervised(DEADLINES_CONSUMER, shutdown.clone(), || {
+    let metrics = executor.metrics().clone();
+    crate::reactions::supervised(DEADLINES_CONSUMER, &metrics, shutdown.clone(), || {
         scheduler_once(
             executor.clone(),
             checkpoints.clone(),
@@ -88,7 +88,8 @@ async fn scheduler_once<L: EventLog + Clone + Send + Sync + 'static>(
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
-    let mut checkpoint = Checkpoint::load(checkpoints, DEADLINES_CONSUMER).await?;
+    let position = executor.metrics().reaction_position(DEADLINES_CONSUMER);
+    let mut checkpoint = Checkpoint::load(checkpoints, DEADLINES_CONSUMER, position).await?;
     let result = scheduler_loop(&executor, &mut checkpoint, &clock, &mut shutdown).await;
     checkpoint.flush().await?;
     result
@@ -119,7 +120,7 @@ async fn scheduler_loop<L: EventLog + Clone + Send + Sync + 'static>(
                 .await
             {
                 Ok(done) if !done.duplicate => {
-                    metrics::reaction_done(DEADLINES_CONSUMER, "ok");
+                    executor.metrics().reaction_done(DEADLINES_CONSUMER, "ok");
                     tracing::info!(review = %review, deadline = kind.code(), "deadline missed, recorded")
                 }
                 Ok(_) => {}
@@ -128,7 +129,9 @@ async fn scheduler_loop<L: EventLog + Clone + Send + Sync + 'static>(
                     tracing::debug!(review = %review, deadline = kind.code(), code = r.code(), "deadline miss not recorded")
                 }
                 Err(e) => {
-                    metrics::reaction_done(DEADLINES_CONSUMER, "error");
+                    executor
+                        .metrics()
+                        .reaction_done(DEADLINES_CONSUMER, "error");
                     return Err(e);
                 }
             }

@@ -11,7 +11,7 @@ use docket_domain::{Actor, Context, Deadlines, DomainEvent, Rejection};
 use docket_log::{CommitHash, EventLog, ExpectedRevision, LogError, Metadata, StreamId};
 use uuid::Uuid;
 
-use crate::metrics::{self, CommandLabel};
+use crate::metrics::Metrics;
 use crate::stored::{decode_event, encode_event, StoredAggregate};
 use crate::world::{World, WorldError};
 
@@ -143,6 +143,7 @@ pub struct Executor<L> {
     world: World,
     config: Arc<ExecutorConfig>,
     stream_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+    metrics: Metrics,
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
@@ -157,7 +158,20 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
             ),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The same executor counting into `metrics` (the node's registered families) rather than
+    /// into families nothing shows.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What it counts into; the reactions running on it count there too.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The world it decides against.
@@ -184,10 +198,7 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
         actor: Actor,
         idempotency_key: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<Executed, ExecError>
-    where
-        A::Command: CommandLabel,
-    {
+    ) -> Result<Executed, ExecError> {
         let started = Instant::now();
         let result = self
             .decide_and_append::<A>(id, command, actor, idempotency_key, now)
@@ -197,7 +208,11 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             Err(ExecError::Rejected(_)) => "refused",
             Err(_) => "error",
         };
-        metrics::command_done(command.label(), outcome, started.elapsed());
+        self.metrics.command_done(
+            docket_domain::AggregateCommand::kind(command),
+            outcome,
+            started.elapsed(),
+        );
         result
     }
 
@@ -292,7 +307,8 @@ impl<L: EventLog + Clone + Send + Sync + 'static> Executor<L> {
             };
             let appending = Instant::now();
             let appended = self.log.append(&stream, expected, data, metadata).await;
-            metrics::append_done(append_outcome(&appended), appending.elapsed());
+            self.metrics
+                .append_done(append_outcome(&appended), appending.elapsed());
             match appended {
                 Ok(appended) => {
                     // Read your own writes: the next command on this stream sees this one.

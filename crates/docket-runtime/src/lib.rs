@@ -18,6 +18,7 @@ mod world;
 pub use deadlines::{run_deadline_scheduler, system_actor, DEADLINES_CONSUMER};
 pub use docket_domain::world::WorldView;
 pub use executor::{ExecError, Executed, Executor, ExecutorConfig};
+pub use metrics::Metrics;
 pub use reactions::{run_guidance_reaction, Checkpoint, GUIDANCE_CONSUMER};
 pub use stored::{decode_event, encode_event, StoredAggregate};
 pub use world::{apply_commit, World, WorldError};

@@ -14,12 +14,13 @@ use docket_domain::case::{Case, CaseCommand};
 use docket_domain::AggregateKind;
 use docket_log::{AnyCheckpoints, Checkpoints, EventLog, RecordedCommit};
 use futures_util::StreamExt;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::deadlines::system_actor;
 use crate::executor::{ExecError, Executor};
-use crate::metrics::{self, Gauge};
+use crate::metrics::{gauge_value, Metrics};
 
 /// The checkpoint name of the guidance reaction.
 pub const GUIDANCE_CONSUMER: &str = "assessment-guidance";
@@ -42,11 +43,15 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Loads the consumer's checkpoint (0 if it never saved one).
-    pub async fn load(store: AnyCheckpoints, consumer: &'static str) -> Result<Self, ExecError> {
+    /// Loads the consumer's checkpoint (0 if it never saved one); `position_gauge` (from
+    /// [`Metrics::reaction_position`]) shows where it stands.
+    pub async fn load(
+        store: AnyCheckpoints,
+        consumer: &'static str,
+        position_gauge: Gauge,
+    ) -> Result<Self, ExecError> {
         let saved = store.load(consumer).await?.unwrap_or(0);
-        let position_gauge = metrics::reaction_position(consumer);
-        position_gauge.set(saved as f64);
+        position_gauge.set(gauge_value(saved));
         Ok(Checkpoint {
             store,
             consumer,
@@ -70,7 +75,7 @@ impl Checkpoint {
     /// Marks everything up to `position` done; saves if the last save is old enough.
     pub async fn advance(&mut self, position: u64) -> Result<(), ExecError> {
         self.position = self.position.max(position);
-        self.position_gauge.set(self.position as f64);
+        self.position_gauge.set(gauge_value(self.position));
         if self.dirty() && self.last_save.elapsed() >= SAVE_EVERY {
             self.flush().await?;
         }
@@ -117,7 +122,8 @@ pub async fn run_guidance_reaction<L: EventLog + Clone + Send + Sync + 'static>(
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
-    supervised(GUIDANCE_CONSUMER, shutdown.clone(), || {
+    let metrics = executor.metrics().clone();
+    supervised(GUIDANCE_CONSUMER, &metrics, shutdown.clone(), || {
         guidance_once(
             executor.clone(),
             checkpoints.clone(),
@@ -131,11 +137,13 @@ pub async fn run_guidance_reaction<L: EventLog + Clone + Send + Sync + 'static>(
 /// Longest wait before a failed background task starts again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Runs `task` until it ends cleanly or shutdown; after a failure, logs it, counts it
-/// (`docket_reactions_total{outcome="restarted"}`) and starts it again after a backoff (0.5 s
-/// doubling to 30 s). A background task never dies silently while its service keeps serving.
+/// Runs `task` until it ends cleanly or shutdown; after a failure, logs it, counts it in
+/// `metrics` (`docket_reactions_total{outcome="restarted"}`) and starts it again after a backoff
+/// (0.5 s doubling to 30 s). A background task never dies silently while its service keeps
+/// serving.
 pub async fn supervised<F, Fut>(
     name: &'static str,
+    metrics: &Metrics,
     mut shutdown: watch::Receiver<bool>,
     mut task: F,
 ) -> Result<(), ExecError>
@@ -156,7 +164,7 @@ where
                     backoff = Duration::from_millis(500);
                 }
                 tracing::warn!(task = name, error = %e, retry_in = ?backoff, "background task failed; starting it again from its checkpoint");
-                metrics::reaction_done(name, "restarted");
+                metrics.reaction_done(name, "restarted");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     _ = shutdown.wait_for(|s| *s) => return Ok(()),
@@ -173,7 +181,8 @@ async fn guidance_once<L: EventLog + Clone + Send + Sync + 'static>(
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ExecError> {
-    let mut checkpoint = Checkpoint::load(checkpoints, GUIDANCE_CONSUMER).await?;
+    let position = executor.metrics().reaction_position(GUIDANCE_CONSUMER);
+    let mut checkpoint = Checkpoint::load(checkpoints, GUIDANCE_CONSUMER, position).await?;
     let mut feed = executor.log().subscribe(checkpoint.position()).await?;
     tracing::info!(
         consumer = GUIDANCE_CONSUMER,
@@ -243,7 +252,7 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
     {
         Ok(done) => {
             if !done.duplicate {
-                metrics::reaction_done(GUIDANCE_CONSUMER, "ok");
+                executor.metrics().reaction_done(GUIDANCE_CONSUMER, "ok");
                 tracing::info!(case = id, cause = commit.position, "guidance recomputed");
             }
             Ok(())
@@ -254,7 +263,7 @@ async fn recompute<L: EventLog + Clone + Send + Sync + 'static>(
             Ok(())
         }
         Err(e) => {
-            metrics::reaction_done(GUIDANCE_CONSUMER, "error");
+            executor.metrics().reaction_done(GUIDANCE_CONSUMER, "error");
             Err(e)
         }
     }

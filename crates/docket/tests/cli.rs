@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Starts `docket up` on a free port; returns the process and its HTTP URL.
-fn up(data: &std::path::Path) -> (Child, String) {
+pub(crate) fn up(data: &std::path::Path) -> (Child, String) {
     up_with(data, &[])
 }
 
@@ -43,7 +43,7 @@ fn send(url: &str, actor: &str, command: &str, fields: &[&str]) -> (bool, serde_
 }
 
 /// Sends SIGTERM and checks that the process stops cleanly within 20 s.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -574,7 +574,7 @@ fn audit_keygen_makes_a_key_pair_that_signs_and_verifies_checkpoints() {
 }
 
 /// A GET that must answer 200; the body.
-fn http_get(url: &str, path: &str) -> String {
+pub(crate) fn http_get(url: &str, path: &str) -> String {
     let response = docket_testkit::http::blocking_get(&format!("{url}{path}"), &[]);
     let body = response.text();
     assert!(response.status == 200, "{}\n{body}", response.head());

@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 #[path = "../../../tests/support/keys.rs"]
 mod keys;
+mod metrics;
 #[path = "../../../tests/permissions.rs"]
 mod permissions;
 mod witness;

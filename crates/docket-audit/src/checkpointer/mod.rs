@@ -26,6 +26,7 @@
 //! stored checkpoint is also made when the checkpointer starts, before it writes anything.
 
 pub mod cadence;
+mod metrics;
 mod running;
 pub mod witnesses;
 
@@ -45,6 +46,7 @@ use crate::tree::{Hash, Tree, TreeError};
 use crate::witness::WitnessClient;
 
 pub use cadence::{Cadence, CADENCE_ACTOR, CADENCE_EVENT, CADENCE_STREAM, CADENCE_VERSION};
+pub use metrics::Metrics;
 pub use witnesses::WitnessStatus;
 
 /// When the checkpointer signs, and whom it asks to cosign.
@@ -66,6 +68,8 @@ pub struct CheckpointerConfig {
     pub witness_backoff: Duration,
     /// The time of the cadence declaration's commit.
     pub clock: SharedClock,
+    /// Where it counts (the node's registered families; by default registered nowhere).
+    pub metrics: Metrics,
 }
 
 /// The default cadence: every 100 ms when the log grew.
@@ -84,6 +88,7 @@ impl Default for CheckpointerConfig {
             witness_timeout: Duration::from_secs(2),
             witness_backoff: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
+            metrics: Metrics::default(),
         }
     }
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use docket_log::{EventLog, Records};
-use docket_runtime::metrics::checkpoints as metrics;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -52,6 +51,7 @@ impl<L: EventLog, R: Records> Running<L, R> {
             config.witness_quorum,
             config.witness_timeout,
             config.witness_backoff,
+            config.metrics.clone(),
         );
         Running {
             config,
@@ -126,7 +126,7 @@ impl<L: EventLog, R: Records> Running<L, R> {
             self.catch_up_to(last.checkpoint.size).await?;
             let size = self.size();
             self.check_consistent(last, size).await?;
-            metrics::checkpoint_stored(last.checkpoint.size);
+            self.config.metrics.checkpoint_stored(last.checkpoint.size);
         }
         let now = self.config.clock.now().timestamp_micros();
         let declared = cadence::declare(&self.log, self.config.cadence(), now).await?;
@@ -249,7 +249,7 @@ impl<L: EventLog, R: Records> Running<L, R> {
             s.size = size;
             s.pushed += commits.len() as u64;
         });
-        metrics::tree_size(size, self.latest_size());
+        self.config.metrics.tree_size(size, self.latest_size());
         Ok(())
     }
 
@@ -429,7 +429,7 @@ impl<L: EventLog, R: Records> Running<L, R> {
             s.cosignatures = cosignatures;
             s.witnesses = statuses;
         });
-        metrics::checkpoint_signed(size, self.size());
+        self.config.metrics.checkpoint_signed(size, self.size());
         self.answer_waiting();
         Ok(signed)
     }

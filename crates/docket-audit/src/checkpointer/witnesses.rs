@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use docket_runtime::metrics::checkpoints as metrics;
+use super::metrics::Metrics;
 use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::RwLock;
@@ -88,6 +88,7 @@ pub(super) struct Witnesses {
     timeout: Duration,
     backoff: Duration,
     quorum: usize,
+    metrics: Metrics,
 }
 
 /// The consistency proof a witness needs from `old` to `new` (none from 0 or to the same size).
@@ -150,7 +151,11 @@ impl Witnesses {
         quorum: usize,
         timeout: Duration,
         backoff: Duration,
+        metrics: Metrics,
     ) -> Self {
+        for client in &clients {
+            metrics.witness_configured(&WitnessStatus::of(client).name);
+        }
         Witnesses {
             entries: clients
                 .into_iter()
@@ -165,6 +170,7 @@ impl Witnesses {
             timeout,
             backoff,
             quorum,
+            metrics,
         }
     }
 
@@ -184,7 +190,8 @@ impl Witnesses {
                 entry.old = latest.checkpoint.size;
                 entry.status.cosigned_size = Some(latest.checkpoint.size);
             }
-            metrics::witness_cosigned_size(&entry.status.name, entry.status.cosigned_size);
+            self.metrics
+                .witness_cosigned_size(&entry.status.name, entry.status.cosigned_size);
         }
     }
 
@@ -246,8 +253,8 @@ impl Witnesses {
                     s.cosignatures += 1;
                     s.alarm = false;
                     s.last_error = None;
-                    metrics::witness_answer(&name, "cosigned");
-                    metrics::witness_cosigned_size(&name, Some(size));
+                    self.metrics.witness_answer(&name, "cosigned");
+                    self.metrics.witness_cosigned_size(&name, Some(size));
                     tracing::debug!(witness = %name, size, old, "cosigned");
                 }
                 Answer::Refused(reason) => {
@@ -256,7 +263,7 @@ impl Witnesses {
                     s.refusals += 1;
                     s.alarm = true;
                     s.last_error = Some(reason.clone());
-                    metrics::witness_answer(&name, "refused");
+                    self.metrics.witness_answer(&name, "refused");
                     tracing::error!(
                         witness = %name,
                         url = %entry.client.url(),
@@ -275,7 +282,7 @@ impl Witnesses {
                     s.failures += 1;
                     s.alarm = false;
                     s.last_error = Some(reason.clone());
-                    metrics::witness_answer(&name, "failed");
+                    self.metrics.witness_answer(&name, "failed");
                     tracing::warn!(
                         witness = %name,
                         url = %entry.client.url(),
@@ -296,7 +303,7 @@ impl Witnesses {
                 "the checkpoint is stored with fewer cosignatures than the witness quorum"
             );
         }
-        metrics::checkpoint_cosignatures(count, self.quorum);
+        self.metrics.checkpoint_cosignatures(count, self.quorum);
         if lines.is_empty() {
             return (signed, 0);
         }

@@ -650,3 +650,9 @@ impl Aggregate for Case {
         self
     }
 }
+
+impl crate::aggregate::AggregateCommand for CaseCommand {
+    fn kind(&self) -> CommandKind {
+        CaseCommand::kind(self)
+    }
+}

@@ -112,3 +112,9 @@ impl ReviewCommand {
         }
     }
 }
+
+impl crate::aggregate::AggregateCommand for ReviewCommand {
+    fn kind(&self) -> CommandKind {
+        ReviewCommand::kind(self)
+    }
+}

@@ -32,6 +32,8 @@ pub(crate) struct Parts {
     /// The services' state, for reading one review.
     pub(crate) world: Option<docket_runtime::World>,
     pub(crate) supervisor: Option<Supervisor>,
+    /// The node's registry, rendered at `/metrics`.
+    pub(crate) metrics: Option<std::sync::Arc<prometheus_client::registry::Registry>>,
     /// The HTTP stage's stop: live-update streams end with it.
     pub(crate) shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -46,8 +48,14 @@ pub(crate) fn router(parts: Parts) -> Router {
         Some(dashboard) => {
             docket_dashboard::http::router(dashboard.clone(), parts.actors.clone(), shutdown)
         }
-        None => Router::new().route("/metrics", get(metrics)),
+        None => Router::new(),
     };
+    let registry = parts.metrics.clone().unwrap_or_default();
+    let base = base.merge(
+        Router::new()
+            .route("/metrics", get(crate::metrics::serve))
+            .with_state(registry),
+    );
     let mut router = base.merge(
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
@@ -66,18 +74,6 @@ pub(crate) fn router(parts: Parts) -> Router {
         Some((api, _)) => router.merge(audit::router(api)),
         None => router,
     }
-}
-
-/// `GET /metrics` where no dashboard runs (it serves its own).
-async fn metrics() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            docket_runtime::metrics::CONTENT_TYPE,
-        )],
-        docket_runtime::metrics::render(),
-    )
-        .into_response()
 }
 
 /// `GET /api/v1/reviews/{id}`: one review as the services know it. Officials and auditors see

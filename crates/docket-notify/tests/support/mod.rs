@@ -70,7 +70,15 @@ pub fn start<L: TestLog>(log: L, config: NotifyConfig) -> Running {
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(async move {
         let checkpoints = log.store().await;
-        docket_notify::run(config, log, checkpoints, Arc::new(SystemClock), shutdown).await
+        docket_notify::run(
+            config,
+            log,
+            checkpoints,
+            Arc::new(SystemClock),
+            docket_notify::Metrics::default(),
+            shutdown,
+        )
+        .await
     });
     Running { stop, task }
 }
