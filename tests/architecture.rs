@@ -354,8 +354,10 @@ fn the_binary_holds_no_routes_and_no_reads_of_the_world() {
         "Router",
         ".route(",
         "World::new",
+        "docket_runtime::World;",
         ".world()",
-        "Executor::new",
+        "docket_runtime::Executor",
+        "docket_runtime::{",
     ];
     // Unit tests (`tests.rs` modules) may stand up a server to talk to.
     let files = rust_files(&root().join("crates/docket/src"));
