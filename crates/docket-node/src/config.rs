@@ -184,7 +184,6 @@ pub struct Tunables {
     pub supervision: SupervisionTunables,
 }
 
-
 /// `[executor]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
