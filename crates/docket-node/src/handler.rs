@@ -39,7 +39,7 @@ pub enum ReceiptSource {
     Local(CheckpointerHandle),
     /// The audit service over NATS (`docket.cmd.audit.receipt`), for services in processes of
     /// their own: a client over a transport that waits at most the receipt timeout.
-    Remote(Client<NatsTransport>),
+    Remote(Box<Client<NatsTransport>>),
 }
 
 /// How long a reply waits for its receipt before it goes out without one. The receipt rests on
@@ -58,9 +58,9 @@ fn wants_receipt(kind: CommandKind) -> bool {
 impl ReceiptSource {
     /// The audit service over `client`, answering within the receipt timeout.
     pub fn remote(client: docket_bus::NatsClient) -> Self {
-        ReceiptSource::Remote(Client::unsigned(
+        ReceiptSource::Remote(Box::new(Client::unsigned(
             NatsTransport::new(client).with_timeout(RECEIPT_TIMEOUT),
-        ))
+        )))
     }
 }
 
