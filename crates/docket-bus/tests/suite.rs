@@ -878,10 +878,12 @@ async fn audit_queries_take_the_command_path<H: Harness>() {
     );
     let json = || headers(None, None);
     // An empty body is `{}`; a checkpoint needs no field.
+    // (Moved from the unit test of the old `AuditQuery::parse`, with the refusals below.)
     let reply = raw_query(&harness, QueryKind::Checkpoint, json(), b"")
         .await
         .unwrap();
-    assert!(reply.is_ok(), "{reply:?}");
+    let answer: CheckpointAnswer = reply.into_answer().unwrap();
+    assert!(answer.note.starts_with(" None "), "{answer:?}");
     // The same refusals as commands, with the same error headers.
     for (kind, headers, body, code) in [
         (QueryKind::Receipt, json(), &b"{}"[..], codes::BAD_REQUEST),
