@@ -295,22 +295,29 @@ async fn receipts_from_the_cadence_path_verify_with_the_public_key_alone_in_proc
     );
     started(&handle).await;
     // The audit service, answering over NATS from the same checkpointer.
-    let audit = docket_bus::serve_audit_nats(
+    let audit = docket_bus::serve_nats(
         docket_bus::connect(&server.url(), "docket-audit")
             .await
             .unwrap(),
+        docket_bus::Service::Audit,
         docket_node::VERSION,
         docket_node::AuditApi {
             checkpointer: handle.clone(),
             log: docket_log::AnyLog::JetStream(log.clone()),
+            actors: docket_bus::token::TokenVerifier::refusing_all(),
         },
     )
     .await
     .unwrap();
-    let client = docket_bus::connect(&server.url(), "receipts")
-        .await
-        .unwrap();
     let wait = Duration::from_secs(10);
+    let client = docket_bus::Client::unsigned(
+        docket_bus::NatsTransport::new(
+            docket_bus::connect(&server.url(), "receipts")
+                .await
+                .unwrap(),
+        )
+        .with_timeout(wait),
+    );
     for i in 0..4 {
         let position = append(&log, &format!("nats-{i}"), 2).await;
         let commit = log.read_all(position - 1, 1).await.unwrap().remove(0);
@@ -321,13 +328,25 @@ async fn receipts_from_the_cadence_path_verify_with_the_public_key_alone_in_proc
         )
         .await
         .unwrap();
-        // Over NATS: as a service of its own gets it (docket.cmd.audit.receipt).
-        let answer =
-            docket_bus::audit_query(&client, &docket_bus::AuditQuery::Receipt { position }, wait)
+        // Over NATS: as a service of its own gets it (docket.cmd.audit.receipt, with the hash
+        // its append returned), and as anyone else does (the service reads the commit).
+        let mut remote = Vec::new();
+        for commit_hash in [Some(commit.hash().to_string()), None] {
+            let answer = client
+                .query(
+                    None,
+                    &docket_bus::ReceiptRequest {
+                        position,
+                        commit_hash,
+                    },
+                )
                 .await
                 .unwrap();
-        let remote: Receipt = serde_json::from_value(answer).unwrap();
-        for receipt in [&local, &remote] {
+            let receipt: Receipt =
+                serde_json::from_value(serde_json::to_value(answer).unwrap()).unwrap();
+            remote.push(receipt);
+        }
+        for receipt in [&local, &remote[0], &remote[1]] {
             let verified = verify_receipt(receipt, &verifier, None).unwrap();
             assert_eq!(verified.position, position);
             assert!(verified.checkpoint.size >= position);
@@ -338,20 +357,17 @@ async fn receipts_from_the_cadence_path_verify_with_the_public_key_alone_in_proc
     }
     // The checkpoint answer carries the witnesses as the checkpointer sees them (the
     // dashboard's integrity panel shows them).
-    let latest = docket_bus::audit_query(
-        &client,
-        &docket_bus::AuditQuery::Checkpoint { covering: None },
-        wait,
-    )
-    .await
-    .unwrap();
-    assert_eq!(latest["cosignatures"], 2, "{latest}");
-    assert_eq!(latest["witness_quorum"], 2, "{latest}");
-    let witnesses = latest["witnesses"].as_array().unwrap();
+    let latest = client
+        .query(None, &docket_bus::CheckpointRequest { covering: None })
+        .await
+        .unwrap();
+    assert_eq!(latest.cosignatures, 2, "{latest:?}");
+    assert_eq!(latest.witness_quorum, 2, "{latest:?}");
+    let witnesses = &latest.witnesses;
     assert_eq!(witnesses.len(), 2);
-    assert_eq!(witnesses[0]["name"], w1.client().name());
-    assert_eq!(witnesses[0]["cosigned_size"], latest["size"]);
-    assert_eq!(witnesses[1]["refusals"], 0);
+    assert_eq!(witnesses[0].name, w1.client().name());
+    assert_eq!(witnesses[0].cosigned_size, Some(latest.size));
+    assert_eq!(witnesses[1].refusals, 0);
     audit.stop().await.unwrap();
     stop.send(true).unwrap();
     within("the stop", task).await.unwrap().unwrap();

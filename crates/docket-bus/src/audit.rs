@@ -1,331 +1,275 @@
-//! The audit service over NATS: four queries on `docket.cmd.audit.<query>` (JSON bodies and
-//! replies), answered by whichever process runs the checkpointer, as the NATS micro service
-//! `docket-audit` in the queue group `docket-audit`:
+//! The audit queries, as wire types: the four questions the audit service (`Service::Audit`,
+//! micro service `docket-audit`) answers on `docket.cmd.audit.<query>`, each a typed request and
+//! a typed answer. They travel like commands — the same [`crate::transport`] path over NATS and
+//! in process, the same headers, size limit, panic guard and error replies:
 //!
-//! | subject | body | reply |
+//! | subject | request | answer |
 //! |---|---|---|
-//! | `docket.cmd.audit.checkpoint` | `{}` or `{"covering": P}` | `{"note": "<signed checkpoint>"}` |
-//! | `docket.cmd.audit.inclusion_proof` | `{"position": P, "size": N}` | `{position, size, leaf_hash, root, proof}` |
-//! | `docket.cmd.audit.consistency_proof` | `{"old": M, "new": N}` | `{old, new, old_root, new_root, proof}` |
-//! | `docket.cmd.audit.receipt` | `{"position": P}` | a receipt, as in command replies |
+//! | `docket.cmd.audit.checkpoint` | [`CheckpointRequest`] `{}` or `{"covering": P}` | [`CheckpointAnswer`] |
+//! | `docket.cmd.audit.inclusion_proof` | [`InclusionRequest`] `{"position": P, "size": N}` | [`InclusionAnswer`] |
+//! | `docket.cmd.audit.consistency_proof` | [`ConsistencyRequest`] `{"old": M, "new": N}` | [`ConsistencyAnswer`] |
+//! | `docket.cmd.audit.receipt` | [`ReceiptRequest`] `{"position": P}` | [`crate::Receipt`] |
 //!
-//! Replies carry `Docket-Status: ok` or `error` with the structured error body, as commands do.
+//! Who may ask: anyone who can reach the subject (`docs/api.md`): proofs exist to be checked by
+//! people who do not trust the operator. A `Docket-Actor` header, when sent, must verify.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::fmt;
 
-use async_nats::service::ServiceExt;
-use futures_util::{stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::error::BusError;
-use crate::headers::{self, Headers};
+use crate::catalogue::Service;
+use crate::codec::Receipt;
 
-/// The micro service name (and queue group) of the audit service.
-pub const AUDIT_SERVICE: &str = "docket-audit";
-/// The subject prefix of the audit queries.
-pub const AUDIT_SUBJECT_PREFIX: &str = "docket.cmd.audit";
-
-/// One audit query.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AuditQuery {
-    /// The latest signed checkpoint, or one covering a position (signed at once if needed).
-    Checkpoint {
-        /// A position the checkpoint must cover.
-        covering: Option<u64>,
-    },
-    /// The inclusion proof of a commit in the tree of `size` commits.
-    InclusionProof {
-        /// The commit's position.
-        position: u64,
-        /// The tree size.
-        size: u64,
-    },
+/// One of the audit service's queries: its catalogue entry, beside `CommandKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueryKind {
+    /// The latest signed checkpoint, or the first covering a position.
+    Checkpoint,
+    /// The inclusion proof of a commit in the tree of some size.
+    InclusionProof,
     /// The consistency proof between two tree sizes.
-    ConsistencyProof {
-        /// The older size.
-        old: u64,
-        /// The newer size.
-        new: u64,
-    },
+    ConsistencyProof,
     /// The receipt of a commit.
-    Receipt {
-        /// The commit's position.
-        position: u64,
-    },
+    Receipt,
 }
 
-#[derive(Deserialize)]
-struct CheckpointBody {
-    covering: Option<u64>,
+impl QueryKind {
+    /// Every query, in catalogue order.
+    pub const ALL: &'static [QueryKind] = &[
+        QueryKind::Checkpoint,
+        QueryKind::InclusionProof,
+        QueryKind::ConsistencyProof,
+        QueryKind::Receipt,
+    ];
+
+    /// The stable name, which is also its endpoint name, e.g. `inclusion_proof`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryKind::Checkpoint => "checkpoint",
+            QueryKind::InclusionProof => "inclusion_proof",
+            QueryKind::ConsistencyProof => "consistency_proof",
+            QueryKind::Receipt => "receipt",
+        }
+    }
+
+    /// The service that answers it.
+    pub fn service(self) -> Service {
+        Service::Audit
+    }
+
+    /// Its subject, e.g. `docket.cmd.audit.receipt`.
+    pub fn subject(self) -> String {
+        format!("{}.{}", self.service().subject_prefix(), self.name())
+    }
 }
 
-#[derive(Deserialize)]
-struct InclusionBody {
-    position: u64,
-    size: u64,
+impl fmt::Display for QueryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
-#[derive(Deserialize)]
-struct ConsistencyBody {
-    old: u64,
-    new: u64,
+/// A typed request of an audit query, and the answer it gets.
+pub trait Query: Serialize + DeserializeOwned + Send + Sync {
+    /// Its catalogue entry.
+    const KIND: QueryKind;
+    /// What it is answered with.
+    type Answer: Serialize + DeserializeOwned + Send;
 }
 
-#[derive(Deserialize)]
-struct ReceiptBody {
-    position: u64,
+/// `docket.cmd.audit.checkpoint`: the latest checkpoint, or the first covering `covering`
+/// (waiting for the cadence's next one if none does yet; nothing is signed for the query).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRequest {
+    /// A position the checkpoint must cover.
+    #[serde(default)]
+    pub covering: Option<u64>,
 }
 
-/// The endpoint names, in order.
-pub const AUDIT_ENDPOINTS: [&str; 4] = [
-    "checkpoint",
-    "inclusion_proof",
-    "consistency_proof",
-    "receipt",
-];
+/// One witness of the checkpointer, as it reports it (for the operator, not a proof).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessReport {
+    /// The witness key's name.
+    pub name: String,
+    /// Where the checkpointer asks it.
+    #[serde(default)]
+    pub url: String,
+    /// The size it last cosigned for this log, if known.
+    #[serde(default)]
+    pub cosigned_size: Option<u64>,
+    /// Cosignatures it gave since the checkpointer started.
+    #[serde(default)]
+    pub cosignatures: u64,
+    /// Checkpoints it refused since then: each an alarm.
+    #[serde(default)]
+    pub refusals: u64,
+    /// Checkpoints it did not answer (down, timed out, a bad answer).
+    #[serde(default)]
+    pub failures: u64,
+    /// Whether its last answer was a refusal.
+    #[serde(default)]
+    pub alarm: bool,
+    /// Whether the checkpointer leaves it alone for now after a failure or refusal.
+    #[serde(default)]
+    pub resting: bool,
+    /// What went wrong the last time, if its last answer was not a cosignature.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// The answer to [`CheckpointRequest`]: the signed note and, beside it, the witnesses as the
+/// checkpointer sees them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointAnswer {
+    /// The signed (and cosigned) checkpoint note, verbatim.
+    pub note: String,
+    /// The checkpoint's tree size (also in the note, which is what a checker trusts).
+    pub size: u64,
+    /// Cosignatures of configured witnesses on the latest checkpoint this run signed.
+    pub cosignatures: u64,
+    /// How many cosignatures a checkpoint should carry.
+    pub witness_quorum: u64,
+    /// Each configured witness, in configuration order.
+    pub witnesses: Vec<WitnessReport>,
+}
+
+impl Query for CheckpointRequest {
+    const KIND: QueryKind = QueryKind::Checkpoint;
+    type Answer = CheckpointAnswer;
+}
+
+/// `docket.cmd.audit.inclusion_proof`: the proof that the commit at `position` is in the tree of
+/// `size` commits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionRequest {
+    /// The commit's position (1-based).
+    pub position: u64,
+    /// The tree size.
+    pub size: u64,
+}
+
+/// The answer to [`InclusionRequest`]; hashes in base64.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionAnswer {
+    /// The commit's position.
+    pub position: u64,
+    /// The tree size.
+    pub size: u64,
+    /// The commit's leaf hash.
+    pub leaf_hash: String,
+    /// The tree's root at `size`.
+    pub root: String,
+    /// The proof (RFC 9162 §2.1.3), from the leaf's sibling up.
+    pub proof: Vec<String>,
+}
+
+impl Query for InclusionRequest {
+    const KIND: QueryKind = QueryKind::InclusionProof;
+    type Answer = InclusionAnswer;
+}
+
+/// `docket.cmd.audit.consistency_proof`: the proof that the tree of `new` commits extends the
+/// tree of `old` commits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyRequest {
+    /// The older size.
+    pub old: u64,
+    /// The newer size.
+    pub new: u64,
+}
+
+/// The answer to [`ConsistencyRequest`]; hashes in base64.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyAnswer {
+    /// The older size.
+    pub old: u64,
+    /// The newer size.
+    pub new: u64,
+    /// The root at `old`.
+    pub old_root: String,
+    /// The root at `new`.
+    pub new_root: String,
+    /// The proof (RFC 9162 §2.1.4).
+    pub proof: Vec<String>,
+}
+
+impl Query for ConsistencyRequest {
+    const KIND: QueryKind = QueryKind::ConsistencyProof;
+    type Answer = ConsistencyAnswer;
+}
+
+/// `docket.cmd.audit.receipt`: the receipt of the commit at `position`.
+///
+/// With `commit_hash` (hex, what the append returned: the command services send it) the service
+/// takes the leaf from its tree and reads nothing from the log; the hash is then the caller's
+/// word, as it is the caller's commit. Without it the service reads the commit and checks its
+/// leaf.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// The commit's position.
+    pub position: u64,
+    /// The commit's hash as its append returned it, hex.
+    #[serde(default)]
+    pub commit_hash: Option<String>,
+}
+
+impl Query for ReceiptRequest {
+    const KIND: QueryKind = QueryKind::Receipt;
+    type Answer = Receipt;
+}
+
+/// A decoded audit query, as a handler sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditQuery {
+    /// [`CheckpointRequest`].
+    Checkpoint(CheckpointRequest),
+    /// [`InclusionRequest`].
+    InclusionProof(InclusionRequest),
+    /// [`ConsistencyRequest`].
+    ConsistencyProof(ConsistencyRequest),
+    /// [`ReceiptRequest`].
+    Receipt(ReceiptRequest),
+}
 
 impl AuditQuery {
-    /// The endpoint (last subject token) of the query.
-    pub fn endpoint(&self) -> &'static str {
+    /// Its catalogue entry.
+    pub fn kind(&self) -> QueryKind {
         match self {
-            AuditQuery::Checkpoint { .. } => "checkpoint",
-            AuditQuery::InclusionProof { .. } => "inclusion_proof",
-            AuditQuery::ConsistencyProof { .. } => "consistency_proof",
-            AuditQuery::Receipt { .. } => "receipt",
+            AuditQuery::Checkpoint(_) => QueryKind::Checkpoint,
+            AuditQuery::InclusionProof(_) => QueryKind::InclusionProof,
+            AuditQuery::ConsistencyProof(_) => QueryKind::ConsistencyProof,
+            AuditQuery::Receipt(_) => QueryKind::Receipt,
         }
     }
+}
 
-    /// The query's subject.
-    pub fn subject(&self) -> String {
-        format!("{AUDIT_SUBJECT_PREFIX}.{}", self.endpoint())
-    }
+/// A handler's answer to an [`AuditQuery`]; on the wire, only the inner answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AuditAnswer {
+    /// [`CheckpointAnswer`].
+    Checkpoint(CheckpointAnswer),
+    /// [`InclusionAnswer`].
+    InclusionProof(InclusionAnswer),
+    /// [`ConsistencyAnswer`].
+    ConsistencyProof(ConsistencyAnswer),
+    /// A receipt.
+    Receipt(Receipt),
+}
 
-    /// The query's JSON body.
-    pub fn body(&self) -> Value {
+impl AuditAnswer {
+    /// The query it answers.
+    pub fn kind(&self) -> QueryKind {
         match self {
-            AuditQuery::Checkpoint { covering } => serde_json::json!({ "covering": covering }),
-            AuditQuery::InclusionProof { position, size } => {
-                serde_json::json!({ "position": position, "size": size })
-            }
-            AuditQuery::ConsistencyProof { old, new } => {
-                serde_json::json!({ "old": old, "new": new })
-            }
-            AuditQuery::Receipt { position } => serde_json::json!({ "position": position }),
+            AuditAnswer::Checkpoint(_) => QueryKind::Checkpoint,
+            AuditAnswer::InclusionProof(_) => QueryKind::InclusionProof,
+            AuditAnswer::ConsistencyProof(_) => QueryKind::ConsistencyProof,
+            AuditAnswer::Receipt(_) => QueryKind::Receipt,
         }
-    }
-
-    /// Reads a query from its endpoint and JSON body (empty means `{}`).
-    pub fn parse(endpoint: &str, body: &[u8]) -> Result<Self, BusError> {
-        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            body
-        };
-        fn read<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, BusError> {
-            serde_json::from_slice(body)
-                .map_err(|e| BusError::bad_request(format!("bad audit query body: {e}")))
-        }
-        Ok(match endpoint {
-            "checkpoint" => AuditQuery::Checkpoint {
-                covering: read::<CheckpointBody>(body)?.covering,
-            },
-            "inclusion_proof" => {
-                let b: InclusionBody = read(body)?;
-                AuditQuery::InclusionProof {
-                    position: b.position,
-                    size: b.size,
-                }
-            }
-            "consistency_proof" => {
-                let b: ConsistencyBody = read(body)?;
-                AuditQuery::ConsistencyProof {
-                    old: b.old,
-                    new: b.new,
-                }
-            }
-            "receipt" => AuditQuery::Receipt {
-                position: read::<ReceiptBody>(body)?.position,
-            },
-            other => return Err(BusError::unknown_command(&format!("audit.{other}"))),
-        })
-    }
-}
-
-/// What answers audit queries.
-pub trait AuditHandler: Send + Sync + 'static {
-    /// Answers one query with a JSON value.
-    fn answer(&self, query: AuditQuery) -> impl Future<Output = Result<Value, BusError>> + Send;
-}
-
-/// A running audit service.
-#[derive(Debug)]
-pub struct AuditServiceHandle {
-    service: Option<async_nats::service::Service>,
-    serving: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl AuditServiceHandle {
-    /// Stops taking queries, answers those already taken and deregisters.
-    pub async fn stop(mut self) -> Result<(), BusError> {
-        if let Some(service) = self.service.take() {
-            service.stop().await.map_err(|e| {
-                BusError::unavailable(format!("cannot stop the audit service: {e}"))
-            })?;
-        }
-        if let Some(serving) = self.serving.take() {
-            serving
-                .await
-                .map_err(|e| BusError::internal(format!("the serving task failed: {e}")))?;
-        }
-        Ok(())
-    }
-}
-
-fn reply_parts(result: Result<Value, BusError>) -> (Headers, Vec<u8>) {
-    let (status, body) = match result {
-        Ok(value) => (headers::STATUS_OK, serde_json::to_vec(&value)),
-        Err(err) => (headers::STATUS_ERROR, serde_json::to_vec(&err)),
-    };
-    let headers = Headers::new()
-        .with(headers::CONTENT_TYPE, "application/json")
-        .with(headers::STATUS, status);
-    (headers, body.unwrap_or_default())
-}
-
-/// Serves the audit queries over NATS until stopped.
-pub async fn serve_audit_nats<H: AuditHandler>(
-    client: async_nats::Client,
-    version: &str,
-    handler: H,
-) -> Result<AuditServiceHandle, BusError> {
-    let micro = client
-        .service_builder()
-        .description(format!(
-            "Docket audit service: checkpoints, proofs and receipts on {AUDIT_SUBJECT_PREFIX}.*"
-        ))
-        .queue_group(AUDIT_SERVICE)
-        .start(AUDIT_SERVICE, version)
-        .await
-        .map_err(|e| BusError::unavailable(format!("cannot register the audit service: {e}")))?;
-    let group = micro.group_with_queue_group(AUDIT_SUBJECT_PREFIX, AUDIT_SERVICE);
-    let mut endpoints = Vec::new();
-    for name in AUDIT_ENDPOINTS {
-        let endpoint = group.endpoint(name).await.map_err(|e| {
-            BusError::unavailable(format!("cannot add the audit endpoint {name}: {e}"))
-        })?;
-        endpoints.push(endpoint.map(move |request| (name, request)).boxed());
-    }
-    let handler = Arc::new(handler);
-    let mut requests = stream::select_all(endpoints);
-    let serving = tokio::spawn(async move {
-        let mut tasks = tokio::task::JoinSet::new();
-        while let Some((name, request)) = requests.next().await {
-            let handler = handler.clone();
-            tasks.spawn(async move {
-                let result = match AuditQuery::parse(name, &request.message.payload) {
-                    Ok(query) => handler.answer(query).await,
-                    Err(e) => Err(e),
-                };
-                let (headers, body) = reply_parts(result);
-                let mut map = async_nats::HeaderMap::new();
-                for (n, v) in headers.iter() {
-                    map.insert(n, v);
-                }
-                if let Err(e) = request.respond_with_headers(Ok(body.into()), map).await {
-                    tracing::warn!(endpoint = name, error = %e, "cannot send the audit reply");
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-    });
-    Ok(AuditServiceHandle {
-        service: Some(micro),
-        serving: Some(serving),
-    })
-}
-
-/// Sends one audit query and reads its answer (waiting at most `timeout`).
-pub async fn audit_query(
-    client: &async_nats::Client,
-    query: &AuditQuery,
-    timeout: Duration,
-) -> Result<Value, BusError> {
-    let body = serde_json::to_vec(&query.body())
-        .map_err(|e| BusError::internal(format!("cannot encode the query: {e}")))?;
-    let request = async_nats::Request::new()
-        .payload(body.into())
-        .timeout(Some(timeout));
-    let message = client
-        .send_request(query.subject(), request)
-        .await
-        .map_err(|e| BusError::unavailable(format!("audit service: {e}")))?;
-    let ok = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(headers::STATUS))
-        .map(|v| v.as_str() == headers::STATUS_OK);
-    match ok {
-        Some(true) => serde_json::from_slice(&message.payload)
-            .map_err(|e| BusError::internal(format!("unreadable audit reply: {e}"))),
-        Some(false) => Err(serde_json::from_slice(&message.payload)
-            .unwrap_or_else(|e| BusError::internal(format!("unreadable audit error: {e}")))),
-        None => Err(BusError::internal(
-            "audit reply without Docket-Status".to_owned(),
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn queries_round_trip_through_subject_and_body() {
-        for query in [
-            AuditQuery::Checkpoint { covering: None },
-            AuditQuery::Checkpoint { covering: Some(9) },
-            AuditQuery::InclusionProof {
-                position: 3,
-                size: 9,
-            },
-            AuditQuery::ConsistencyProof { old: 4, new: 9 },
-            AuditQuery::Receipt { position: 7 },
-        ] {
-            let subject = query.subject();
-            let endpoint = subject.rsplit('.').next().unwrap_or_default();
-            let body = serde_json::to_vec(&query.body()).unwrap_or_default();
-            assert_eq!(AuditQuery::parse(endpoint, &body).ok(), Some(query));
-        }
-        assert!(AuditQuery::parse("receipt", b"{}").is_err());
-        assert!(AuditQuery::parse("receipt", b"garbage").is_err());
-        assert!(AuditQuery::parse("unknown", b"{}").is_err());
-        assert_eq!(
-            AuditQuery::parse("checkpoint", b"").ok(),
-            Some(AuditQuery::Checkpoint { covering: None })
-        );
-    }
-}
-
-/// The audit queries over NATS, as an [`AuditHandler`]: for readers in other processes (the
-/// dashboard) that want the audit service's answers through the same trait as an in-process one.
-#[derive(Clone, Debug)]
-pub struct NatsAudit {
-    client: async_nats::Client,
-    timeout: Duration,
-}
-
-impl NatsAudit {
-    /// Queries through `client`, waiting at most `timeout` for each answer.
-    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
-        NatsAudit { client, timeout }
-    }
-}
-
-impl AuditHandler for NatsAudit {
-    async fn answer(&self, query: AuditQuery) -> Result<Value, BusError> {
-        audit_query(&self.client, &query, self.timeout).await
     }
 }

@@ -6,6 +6,8 @@ use std::fmt;
 
 use docket_domain::CommandKind;
 
+use crate::audit::QueryKind;
+
 /// Prefix of every command subject.
 pub const SUBJECT_PREFIX: &str = "docket.cmd";
 
@@ -21,6 +23,9 @@ pub enum Service {
     /// Reacts to events and notifies people. It accepts no domain command (its endpoint list is
     /// empty) but still registers as a micro service, so `$SRV.PING` and `$SRV.INFO` see it.
     Notification,
+    /// Checkpoints, proofs and receipts: the audit queries ([`QueryKind`]), answered where the
+    /// checkpointer runs. It owns no command.
+    Audit,
 }
 
 impl Service {
@@ -30,6 +35,7 @@ impl Service {
         Service::Assessment,
         Service::Review,
         Service::Notification,
+        Service::Audit,
     ];
 
     /// The stable name, e.g. `intake`.
@@ -39,6 +45,7 @@ impl Service {
             Service::Assessment => "assessment",
             Service::Review => "review",
             Service::Notification => "notification",
+            Service::Audit => "audit",
         }
     }
 
@@ -69,6 +76,83 @@ impl Service {
             .iter()
             .copied()
             .filter(move |k| spec(*k).service == self)
+    }
+
+    /// The queries it answers, in catalogue order.
+    pub fn queries(self) -> impl Iterator<Item = QueryKind> {
+        QueryKind::ALL
+            .iter()
+            .copied()
+            .filter(move |q| q.service() == self)
+    }
+
+    /// Its endpoints: its commands, then its queries.
+    pub fn endpoints(self) -> impl Iterator<Item = Endpoint> {
+        self.commands()
+            .map(Endpoint::Command)
+            .chain(self.queries().map(Endpoint::Query))
+    }
+}
+
+/// What a subject names: a command or a query of the catalogue. Both take the same path through
+/// [`crate::transport`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A domain command.
+    Command(CommandKind),
+    /// An audit query.
+    Query(QueryKind),
+}
+
+impl Endpoint {
+    /// The service that serves it.
+    pub fn service(self) -> Service {
+        match self {
+            Endpoint::Command(kind) => service_of(kind),
+            Endpoint::Query(kind) => kind.service(),
+        }
+    }
+
+    /// Its endpoint name (the last subject token), e.g. `case_open` or `receipt`.
+    pub fn name(self) -> String {
+        match self {
+            Endpoint::Command(kind) => endpoint_name(kind),
+            Endpoint::Query(kind) => kind.name().to_owned(),
+        }
+    }
+
+    /// Its subject.
+    pub fn subject(self) -> String {
+        match self {
+            Endpoint::Command(kind) => subject(kind),
+            Endpoint::Query(kind) => kind.subject(),
+        }
+    }
+
+    /// The endpoint a subject names, if it is one of the catalogue's.
+    pub fn parse(subject: &str) -> Option<Endpoint> {
+        if let Some(kind) = parse_subject(subject) {
+            return Some(Endpoint::Command(kind));
+        }
+        let endpoint = subject
+            .strip_prefix(SUBJECT_PREFIX)?
+            .strip_prefix('.')?
+            .strip_prefix(Service::Audit.name())?
+            .strip_prefix('.')?;
+        QueryKind::ALL
+            .iter()
+            .copied()
+            .find(|q| q.name() == endpoint)
+            .map(Endpoint::Query)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Command(kind) => write!(f, "{kind}"),
+            Endpoint::Query(kind) => write!(f, "audit.{kind}"),
+        }
     }
 }
 
@@ -241,6 +325,23 @@ mod tests {
             "docket.cmd.intake.case_opeN",
         ] {
             assert_eq!(parse_subject(bad), None, "{bad}");
+            assert_eq!(Endpoint::parse(bad), None, "{bad}");
+        }
+        for query in QueryKind::ALL {
+            let endpoint = Endpoint::Query(*query);
+            assert_eq!(Endpoint::parse(&endpoint.subject()), Some(endpoint));
+        }
+        assert_eq!(
+            QueryKind::Receipt.subject(),
+            "docket.cmd.audit.receipt",
+            "subjects deployments rely on"
+        );
+        for bad in [
+            "docket.cmd.audit.receipts",
+            "docket.cmd.audit",
+            "docket.cmd.review.receipt",
+        ] {
+            assert_eq!(Endpoint::parse(bad), None, "{bad}");
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The structured error every Docket reply can carry, `{code, message, details}`, its stable codes
-//! and numeric classes, and the mappings from the domain's rejections and the log's errors.
+//! and numeric classes, and the mapping from the domain's rejections. Executor and log failures get their code from
+//! `docket_runtime::ExecError::code`, the one table.
 
 use std::fmt;
 
 use docket_domain::Rejection;
-use docket_log::LogError;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -183,35 +183,6 @@ impl From<Rejection> for BusError {
             Rejection::State(_) | Rejection::Rule { .. } => json!({}),
         };
         BusError::new(rejection.code(), bounded(rejection.to_string())).with_details(details)
-    }
-}
-
-impl From<LogError> for BusError {
-    fn from(err: LogError) -> Self {
-        let message = err.to_string();
-        match err {
-            LogError::Conflict {
-                stream,
-                expected,
-                actual,
-            } => BusError::new(codes::CONFLICT, message).with_details(json!({
-                "stream": stream,
-                "expected": expected.to_string(),
-                "actual": actual,
-            })),
-            LogError::Duplicate { position } => BusError::new(codes::CONFLICT, message)
-                .with_details(json!({ "duplicate_of": position })),
-            LogError::TooLarge { size, limit } => BusError::new(codes::TOO_LARGE, message)
-                .with_details(json!({ "size": size, "limit": limit })),
-            LogError::Unavailable { .. } | LogError::Incompatible { .. } => {
-                BusError::unavailable(message)
-            }
-            // A log that reports corruption, a missing stream or a malformed append to a
-            // command handler is a serving-side problem the client cannot fix.
-            LogError::NotFound { .. } | LogError::Corrupt { .. } | LogError::Invalid { .. } => {
-                BusError::internal(message)
-            }
-        }
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`catalogue`]: which [`Service`] owns each command, its subject
 //!   (`docket.cmd.<service>.<command>`), endpoint name and queue group (`docket-<service>`).
+//! - [`audit`]: the audit queries ([`QueryKind`], `docket.cmd.audit.<query>`), each a typed
+//!   request and answer, served and sent like commands.
 //! - [`codec`]: the wire form of a command (its fields as a JSON object, or the same fields in
 //!   postcard), of a [`CommandReply`] and of a [`BusError`].
 //! - [`actor`]: the one place that reads who is acting (`Docket-Actor`) and the idempotency key.
@@ -28,13 +30,17 @@ pub mod token;
 pub mod transport;
 
 pub use audit::{
-    audit_query, serve_audit_nats, AuditHandler, AuditQuery, AuditServiceHandle, NatsAudit,
+    AuditAnswer, AuditQuery, CheckpointAnswer, CheckpointRequest, ConsistencyAnswer,
+    ConsistencyRequest, InclusionAnswer, InclusionRequest, Query, QueryKind, ReceiptRequest,
+    WitnessReport,
 };
-pub use catalogue::{parse_subject, subject, Service};
+pub use catalogue::{parse_subject, subject, Endpoint, Service};
 pub use codec::{decode_command, encode_command, CommandReply, ContentType, Receipt};
 pub use command::DomainCommand;
 pub use error::{codes, BusError};
 pub use headers::Headers;
 pub use local::LocalBus;
 pub use nats::{connect, serve_nats, NatsClient, NatsTransport, ServiceHandle};
-pub use transport::{BusRequest, Client, Handler, RawReply, Transport, MAX_BODY_BYTES};
+pub use transport::{
+    BusRequest, Client, Handler, QueryRequest, RawReply, Transport, MAX_BODY_BYTES,
+};

@@ -8,22 +8,28 @@ use std::sync::{Arc, PoisonError, RwLock};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use crate::catalogue::{self, Service};
+use crate::audit::AuditAnswer;
+use crate::catalogue::{Endpoint, Service};
 use crate::codec::CommandReply;
 use crate::error::BusError;
 use crate::headers::Headers;
 use crate::token::TokenVerifier;
-use crate::transport::{dispatch, BusRequest, Handler, RawReply, Transport};
+use crate::transport::{dispatch, BusRequest, Handler, QueryRequest, RawReply, Transport};
 
 /// [`Handler`] behind a pointer, so one map holds every service's handler.
 trait DynHandler: Send + Sync {
     fn handle_boxed(&self, request: BusRequest) -> BoxFuture<'_, Result<CommandReply, BusError>>;
+    fn query_boxed(&self, request: QueryRequest) -> BoxFuture<'_, Result<AuditAnswer, BusError>>;
     fn actors_dyn(&self) -> &TokenVerifier;
 }
 
 impl<H: Handler> DynHandler for H {
     fn handle_boxed(&self, request: BusRequest) -> BoxFuture<'_, Result<CommandReply, BusError>> {
         Box::pin(self.handle(request))
+    }
+
+    fn query_boxed(&self, request: QueryRequest) -> BoxFuture<'_, Result<AuditAnswer, BusError>> {
+        Box::pin(self.query(request))
     }
 
     fn actors_dyn(&self) -> &TokenVerifier {
@@ -45,7 +51,7 @@ impl LocalBus {
         LocalBus::default()
     }
 
-    /// Serves `service`'s commands with `handler`, replacing an earlier handler.
+    /// Serves `service`'s commands (or queries) with `handler`, replacing an earlier handler.
     pub fn register<H: Handler>(&self, service: Service, handler: H) {
         self.handlers
             .write()
@@ -100,17 +106,20 @@ impl Transport for LocalBus {
         headers: Headers,
         body: Bytes,
     ) -> Result<RawReply, BusError> {
-        let Some(kind) = catalogue::parse_subject(subject) else {
+        let Some(endpoint) = Endpoint::parse(subject) else {
             return Err(BusError::unknown_command(subject));
         };
-        let Some(handler) = self.handler(catalogue::service_of(kind)) else {
+        let Some(handler) = self.handler(endpoint.service()) else {
             return Err(BusError::no_responders(subject));
         };
-        Ok(
-            dispatch(kind, &headers, &body, handler.actors_dyn(), |request| {
-                handler.handle_boxed(request)
-            })
-            .await,
+        Ok(dispatch(
+            endpoint,
+            &headers,
+            &body,
+            handler.actors_dyn(),
+            |request| handler.handle_boxed(request),
+            |request| handler.query_boxed(request),
         )
+        .await)
     }
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::catalogue::{self, Service, SUBJECT_PREFIX};
+use crate::catalogue::{Endpoint, Service, SUBJECT_PREFIX};
 use crate::error::{codes, BusError};
 use crate::headers::Headers;
 use crate::transport::{dispatch, Handler, RawReply, Transport};
@@ -83,10 +83,10 @@ impl Drop for ServiceHandle {
     }
 }
 
-/// Serves `service`'s commands over NATS with `handler`: registers the micro service
-/// `docket-<service>` at `version` (semver) with one endpoint per command, named like the
-/// command with `_` (`case_open`), on `docket.cmd.<service>.<endpoint>`, in the queue group
-/// `docket-<service>`. Requests are handled concurrently, up to [`MAX_IN_FLIGHT`] at once.
+/// Serves `service`'s commands (or, for `Service::Audit`, its queries) over NATS with
+/// `handler`: registers the micro service `docket-<service>` at `version` (semver) with one
+/// endpoint per command, named like the command with `_` (`case_open`), or per query
+/// (`receipt`), on `docket.cmd.<service>.<endpoint>`, in the queue group `docket-<service>`. Requests are handled concurrently, up to [`MAX_IN_FLIGHT`] at once.
 pub async fn serve_nats<H: Handler>(
     client: async_nats::Client,
     service: Service,
@@ -95,15 +95,20 @@ pub async fn serve_nats<H: Handler>(
 ) -> Result<ServiceHandle, BusError> {
     let errors: Arc<HashMap<String, AtomicU64>> = Arc::new(
         service
-            .commands()
-            .map(|k| (catalogue::endpoint_name(k), AtomicU64::new(0)))
+            .endpoints()
+            .map(|e| (e.name(), AtomicU64::new(0)))
             .collect(),
     );
     let stats_errors = errors.clone();
     let micro = client
         .service_builder()
         .description(format!(
-            "Docket {service} service: commands on {}.*",
+            "Docket {service} service: {} on {}.*",
+            if service.queries().next().is_some() {
+                "queries"
+            } else {
+                "commands"
+            },
             service.subject_prefix()
         ))
         .queue_group(service.queue_group())
@@ -139,28 +144,33 @@ pub async fn serve_nats<H: Handler>(
     })
 }
 
-type Requests =
-    stream::BoxStream<'static, (docket_domain::CommandKind, async_nats::service::Request)>;
+type Requests = stream::BoxStream<'static, (Endpoint, async_nats::service::Request)>;
 
-/// One endpoint per command of `service`, in the service's group and queue group.
+/// One endpoint per command (or query) of `service`, in the service's group and queue group.
 async fn add_endpoints(
     micro: &async_nats::service::Service,
     service: Service,
 ) -> Result<Vec<Requests>, BusError> {
     let group = micro.group_with_queue_group(service.subject_prefix(), service.queue_group());
     let mut endpoints = Vec::new();
-    for kind in service.commands() {
-        let endpoint = group
+    for endpoint in service.endpoints() {
+        let metadata = match endpoint {
+            Endpoint::Command(kind) => ("command", kind.name()),
+            Endpoint::Query(kind) => ("query", kind.name()),
+        };
+        let requests = group
             .endpoint_builder()
-            .name(catalogue::endpoint_name(kind))
+            .name(endpoint.name())
             .metadata(HashMap::from([(
-                "command".to_owned(),
-                kind.name().to_owned(),
+                metadata.0.to_owned(),
+                metadata.1.to_owned(),
             )]))
-            .add(catalogue::endpoint_name(kind))
+            .add(endpoint.name())
             .await
-            .map_err(|e| BusError::unavailable(format!("cannot add the {kind} endpoint: {e}")))?;
-        endpoints.push(endpoint.map(move |request| (kind, request)).boxed());
+            .map_err(|e| {
+                BusError::unavailable(format!("cannot add the {endpoint} endpoint: {e}"))
+            })?;
+        endpoints.push(requests.map(move |request| (endpoint, request)).boxed());
     }
     Ok(endpoints)
 }
@@ -173,11 +183,11 @@ async fn serve<H: Handler>(
     errors: Arc<HashMap<String, AtomicU64>>,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
-    while let Some((kind, request)) = requests.next().await {
+    while let Some((endpoint, request)) = requests.next().await {
         if request.message.reply.is_none() {
             // A command published without a reply subject: its sender could never learn the
             // outcome, so it is not executed.
-            tracing::warn!(command = %kind, "command without a reply subject ignored");
+            tracing::warn!(%endpoint, "request without a reply subject ignored");
             continue;
         }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -193,15 +203,16 @@ async fn serve<H: Handler>(
                 .map(from_nats_headers)
                 .unwrap_or_default();
             let reply = dispatch(
-                kind,
+                endpoint,
                 &headers,
                 &request.message.payload,
                 handler.actors(),
                 |req| handler.handle(req),
+                |req| handler.query(req),
             )
             .await;
             if !reply.is_ok() {
-                if let Some(n) = errors.get(&catalogue::endpoint_name(kind)) {
+                if let Some(n) = errors.get(&endpoint.name()) {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -209,7 +220,7 @@ async fn serve<H: Handler>(
                 .respond_with_headers(Ok(reply.body), to_nats_headers(&reply.headers))
                 .await
             {
-                tracing::warn!(command = %kind, error = %err, "cannot send the reply");
+                tracing::warn!(%endpoint, error = %err, "cannot send the reply");
             }
             drop(permit);
         });
@@ -280,7 +291,7 @@ impl Transport for NatsTransport {
         let is_command_subject = subject
             .strip_prefix(SUBJECT_PREFIX)
             .is_some_and(|rest| rest.starts_with('.'));
-        if is_command_subject && catalogue::parse_subject(subject).is_none() {
+        if is_command_subject && Endpoint::parse(subject).is_none() {
             return Err(BusError::unknown_command(subject));
         }
         let request = async_nats::Request::new()

@@ -1,6 +1,7 @@
 //! What both transports share: the [`Handler`] a service implements, the one path every request
-//! takes from bytes to a [`BusRequest`] and from a result back to bytes ([`dispatch`]), the
-//! [`Transport`] clients send through, and the typed [`Client`].
+//! — a command or an audit query — takes from bytes to a [`BusRequest`] or [`QueryRequest`] and
+//! from a result back to bytes ([`dispatch`]), the [`Transport`] clients send through, and the
+//! typed [`Client`].
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -9,9 +10,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use docket_domain::{Actor, CommandKind};
 use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::actor;
+use crate::audit::{AuditAnswer, AuditQuery, Query, QueryKind};
+use crate::catalogue::Endpoint;
 use crate::codec::{self, CommandReply, ContentType};
 use crate::command::DomainCommand;
 use crate::error::{codes, BusError};
@@ -41,8 +46,20 @@ pub struct BusRequest {
     pub content_type: ContentType,
 }
 
-/// What a service implements: one decoded command in, its result out. Errors become structured
-/// error replies; a panic becomes an `internal` error reply.
+/// A decoded audit query, as a handler sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryRequest {
+    /// The query, of the endpoint's kind.
+    pub query: AuditQuery,
+    /// Who is asking, if the request carried a `Docket-Actor` token (it verified: a bad one is
+    /// refused before the handler). Queries do not need one (`docs/api.md`).
+    pub actor: Option<Actor>,
+    /// The request's encoding; the reply uses the same.
+    pub content_type: ContentType,
+}
+
+/// What a service implements: one decoded command (or query) in, its result out. Errors become
+/// structured error replies; a panic becomes an `internal` error reply.
 pub trait Handler: Send + Sync + 'static {
     /// Whose actor tokens this handler accepts: every request's `Docket-Actor` is verified with
     /// it before the body is read.
@@ -53,6 +70,16 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         request: BusRequest,
     ) -> impl Future<Output = Result<CommandReply, BusError>> + Send;
+
+    /// Answers one audit query. Only the audit service answers them; the others keep this
+    /// default, which cannot be reached through the catalogue (queries go to `Service::Audit`).
+    fn query(
+        &self,
+        request: QueryRequest,
+    ) -> impl Future<Output = Result<AuditAnswer, BusError>> + Send {
+        let kind = request.query.kind();
+        async move { Err(BusError::unknown_command(&format!("audit.{kind}"))) }
+    }
 }
 
 impl<H: Handler> Handler for Arc<H> {
@@ -66,6 +93,13 @@ impl<H: Handler> Handler for Arc<H> {
     ) -> impl Future<Output = Result<CommandReply, BusError>> + Send {
         H::handle(self, request)
     }
+
+    fn query(
+        &self,
+        request: QueryRequest,
+    ) -> impl Future<Output = Result<AuditAnswer, BusError>> + Send {
+        H::query(self, request)
+    }
 }
 
 /// A reply as it travels: headers and body.
@@ -73,13 +107,17 @@ impl<H: Handler> Handler for Arc<H> {
 pub struct RawReply {
     /// `Content-Type`, `Docket-Status` and, on errors, `Nats-Service-Error(-Code)`.
     pub headers: Headers,
-    /// A [`CommandReply`] or a [`BusError`], in the content type of the headers.
+    /// A [`CommandReply`], a query's answer or a [`BusError`], in the content type of the
+    /// headers.
     pub body: Bytes,
 }
 
 impl RawReply {
     /// The reply for a handler's result, in `content_type`.
-    pub fn from_result(result: Result<CommandReply, BusError>, content_type: ContentType) -> Self {
+    pub fn from_result<T: Serialize>(
+        result: Result<T, BusError>,
+        content_type: ContentType,
+    ) -> Self {
         let err = match result {
             Ok(reply) => match codec::encode_value(&reply, content_type) {
                 Ok(body) => {
@@ -126,6 +164,11 @@ impl RawReply {
     /// Reads the reply: a [`CommandReply`], or the [`BusError`] it carries. A reply without
     /// `Docket-Status` did not come from a Docket service and is `internal`.
     pub fn into_result(self) -> Result<CommandReply, BusError> {
+        self.into_answer()
+    }
+
+    /// Reads the reply as `T` (a query's answer), or the [`BusError`] it carries.
+    pub fn into_answer<T: DeserializeOwned>(self) -> Result<T, BusError> {
         let content_type = ContentType::from_header(self.headers.get(headers::CONTENT_TYPE))?;
         match self.headers.get(headers::STATUS) {
             Some(headers::STATUS_OK) => codec::decode_value(&self.body, content_type)
@@ -147,51 +190,83 @@ fn unreadable(what: &str, reason: String) -> BusError {
 
 /// The one server-side path, shared by both transports so that they behave identically: reads
 /// the content type, the size, the actor, the idempotency key and the body (in that order, so an
-/// unauthenticated body is never parsed), calls the handler, and encodes its result or the
-/// first error. Never panics: a panicking handler is answered `internal`.
-pub(crate) async fn dispatch<F, Fut>(
-    kind: CommandKind,
+/// unauthenticated body is never parsed), calls the handler (`command` for a command, `query`
+/// for an audit query), and encodes its result or the first error. Never panics: a panicking
+/// handler is answered `internal`.
+pub(crate) async fn dispatch<C, Fc, Q, Fq>(
+    endpoint: Endpoint,
     headers: &Headers,
     body: &[u8],
     actors: &TokenVerifier,
-    call: F,
+    command: C,
+    query: Q,
 ) -> RawReply
 where
-    F: FnOnce(BusRequest) -> Fut,
-    Fut: Future<Output = Result<CommandReply, BusError>>,
+    C: FnOnce(BusRequest) -> Fc,
+    Fc: Future<Output = Result<CommandReply, BusError>>,
+    Q: FnOnce(QueryRequest) -> Fq,
+    Fq: Future<Output = Result<AuditAnswer, BusError>>,
 {
     let content_type = match ContentType::from_header(headers.get(headers::CONTENT_TYPE)) {
         Ok(ct) => ct,
         // The reply cannot mirror an encoding we do not speak: JSON, the default.
         Err(err) => return RawReply::from_error(&err, ContentType::Json),
     };
-    let request = match prepare(kind, content_type, headers, body, actors) {
-        Ok(request) => request,
-        Err(err) => {
-            tracing::debug!(command = %kind, code = %err.code, "request refused before the handler");
-            return RawReply::from_error(&err, content_type);
+    match endpoint {
+        Endpoint::Command(kind) => {
+            let request = match prepare(kind, content_type, headers, body, actors) {
+                Ok(request) => request,
+                Err(err) => return refused(endpoint, &err, content_type),
+            };
+            let result = guarded(endpoint, command(request)).await;
+            RawReply::from_result(result, content_type)
         }
-    };
-    let result = match AssertUnwindSafe(call(request)).catch_unwind().await {
+        Endpoint::Query(kind) => {
+            let request = match prepare_query(kind, content_type, headers, body, actors) {
+                Ok(request) => request,
+                Err(err) => return refused(endpoint, &err, content_type),
+            };
+            let result = guarded(endpoint, query(request)).await.and_then(|answer| {
+                if answer.kind() == kind {
+                    Ok(answer)
+                } else {
+                    Err(BusError::internal(format!(
+                        "the handler answered audit.{kind} with an answer to audit.{}",
+                        answer.kind()
+                    )))
+                }
+            });
+            RawReply::from_result(result, content_type)
+        }
+    }
+}
+
+fn refused(endpoint: Endpoint, err: &BusError, content_type: ContentType) -> RawReply {
+    tracing::debug!(%endpoint, code = %err.code, "request refused before the handler");
+    RawReply::from_error(err, content_type)
+}
+
+/// Runs a handler's future, answering a panic with `internal`.
+async fn guarded<T, F>(endpoint: Endpoint, call: F) -> Result<T, BusError>
+where
+    F: Future<Output = Result<T, BusError>>,
+{
+    let result = match AssertUnwindSafe(call).catch_unwind().await {
         Ok(result) => result,
         Err(_) => {
-            tracing::error!(command = %kind, "handler panicked");
-            Err(BusError::internal(format!("the handler of {kind} failed")))
+            tracing::error!(%endpoint, "handler panicked");
+            Err(BusError::internal(format!(
+                "the handler of {endpoint} failed"
+            )))
         }
     };
     if let Err(err) = &result {
-        tracing::debug!(command = %kind, code = %err.code, "command refused");
+        tracing::debug!(%endpoint, code = %err.code, "request refused");
     }
-    RawReply::from_result(result, content_type)
+    result
 }
 
-fn prepare(
-    kind: CommandKind,
-    content_type: ContentType,
-    headers: &Headers,
-    body: &[u8],
-    actors: &TokenVerifier,
-) -> Result<BusRequest, BusError> {
+fn check_size(body: &[u8]) -> Result<(), BusError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BusError::new(
             codes::TOO_LARGE,
@@ -202,6 +277,17 @@ fn prepare(
         )
         .with_details(json!({ "size": body.len(), "limit": MAX_BODY_BYTES })));
     }
+    Ok(())
+}
+
+fn prepare(
+    kind: CommandKind,
+    content_type: ContentType,
+    headers: &Headers,
+    body: &[u8],
+    actors: &TokenVerifier,
+) -> Result<BusRequest, BusError> {
+    check_size(body)?;
     let actor = actor::authenticate(headers, actors, crate::token::now_secs())?;
     let idempotency_key = actor::idempotency_key(headers)?;
     let after = actor::after(headers)?;
@@ -212,6 +298,56 @@ fn prepare(
         actor,
         idempotency_key,
         after,
+        content_type,
+    })
+}
+
+/// A query's request: the same size limit; the actor only if a token is sent (and then it must
+/// verify); no idempotency key, as a query changes nothing.
+fn prepare_query(
+    kind: QueryKind,
+    content_type: ContentType,
+    headers: &Headers,
+    body: &[u8],
+    actors: &TokenVerifier,
+) -> Result<QueryRequest, BusError> {
+    check_size(body)?;
+    let actor = match headers.get(headers::ACTOR) {
+        Some(_) => Some(actor::authenticate(
+            headers,
+            actors,
+            crate::token::now_secs(),
+        )?),
+        None => None,
+    };
+    fn read<T: DeserializeOwned>(
+        kind: QueryKind,
+        body: &[u8],
+        content_type: ContentType,
+    ) -> Result<T, BusError> {
+        // An empty JSON body is the empty object: `checkpoint` needs no field.
+        let body: &[u8] =
+            if content_type == ContentType::Json && body.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                body
+            };
+        codec::decode_value(body, content_type).map_err(|reason| {
+            BusError::bad_request(format!("the body does not read as audit.{kind}: {reason}"))
+                .with_details(json!({ "reason": reason }))
+        })
+    }
+    let query = match kind {
+        QueryKind::Checkpoint => AuditQuery::Checkpoint(read(kind, body, content_type)?),
+        QueryKind::InclusionProof => AuditQuery::InclusionProof(read(kind, body, content_type)?),
+        QueryKind::ConsistencyProof => {
+            AuditQuery::ConsistencyProof(read(kind, body, content_type)?)
+        }
+        QueryKind::Receipt => AuditQuery::Receipt(read(kind, body, content_type)?),
+    };
+    Ok(QueryRequest {
+        query,
+        actor,
         content_type,
     })
 }
@@ -267,8 +403,9 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// A client without the actor-token key: it sends the unsigned `<person>/<role>` claim,
-    /// which services refuse (for tests of that refusal).
+    /// A client without the actor-token key: commands it sends carry the unsigned
+    /// `<person>/<role>` claim, which services refuse (for tests of that refusal); audit queries
+    /// sent without an actor need no key.
     pub fn unsigned(transport: T) -> Self {
         Client {
             transport,
@@ -325,5 +462,30 @@ impl<T: Transport> Client<T> {
             .request(&subject, headers, body)
             .await?
             .into_result()
+    }
+
+    /// Asks an audit query, as `actor` if given (queries need no actor), in JSON, and reads its
+    /// typed answer.
+    pub async fn query<Q: Query>(
+        &self,
+        actor: Option<&Actor>,
+        request: &Q,
+    ) -> Result<Q::Answer, BusError> {
+        let content_type = ContentType::Json;
+        let body = codec::encode_value(request, content_type)?;
+        let mut headers = Headers::new().with(headers::CONTENT_TYPE, content_type.as_str());
+        if let Some(actor) = actor {
+            headers.insert(
+                headers::ACTOR,
+                match &self.issuer {
+                    Some(issuer) => actor::actor_header(issuer, actor),
+                    None => actor::actor_claim(actor),
+                },
+            );
+        }
+        self.transport
+            .request(&Q::KIND.subject(), headers, Bytes::from(body))
+            .await?
+            .into_answer()
     }
 }

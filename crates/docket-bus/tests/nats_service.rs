@@ -49,11 +49,16 @@ async fn every_service_answers_ping_info_and_stats_with_its_endpoints() {
                 (
                     e["subject"].as_str().unwrap().to_owned(),
                     e["queue_group"].as_str().unwrap().to_owned(),
-                    e["metadata"]["command"].as_str().unwrap().to_owned(),
+                    // A command endpoint names its command; a query endpoint its query.
+                    e["metadata"]["command"]
+                        .as_str()
+                        .or_else(|| e["metadata"]["query"].as_str())
+                        .unwrap()
+                        .to_owned(),
                 ),
             );
         }
-        let expected: BTreeMap<String, (String, String, String)> = service
+        let mut expected: BTreeMap<String, (String, String, String)> = service
             .commands()
             .map(|k| {
                 (
@@ -66,6 +71,12 @@ async fn every_service_answers_ping_info_and_stats_with_its_endpoints() {
                 )
             })
             .collect();
+        for q in service.queries() {
+            expected.insert(
+                q.name().to_owned(),
+                (q.subject(), service.queue_group(), q.name().to_owned()),
+            );
+        }
         assert_eq!(endpoints, expected, "{service}");
     }
     // $SRV.PING without a name reaches every service.
@@ -92,6 +103,7 @@ async fn every_service_answers_ping_info_and_stats_with_its_endpoints() {
         names,
         [
             "docket-assessment",
+            "docket-audit",
             "docket-intake",
             "docket-notification",
             "docket-review"

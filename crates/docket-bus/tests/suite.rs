@@ -10,9 +10,10 @@ use docket_bus::actor::actor_claim;
 use docket_bus::headers as h;
 use docket_bus::token::TokenVerifier;
 use docket_bus::{
-    codes, encode_command, serve_nats, BusError, BusRequest, Client, CommandReply, ContentType,
-    DomainCommand, Handler, Headers, LocalBus, NatsTransport, RawReply, Service, ServiceHandle,
-    Transport,
+    codes, encode_command, serve_nats, AuditAnswer, AuditQuery, BusError, BusRequest,
+    CheckpointAnswer, CheckpointRequest, Client, CommandReply, ContentType, DomainCommand, Handler,
+    Headers, InclusionAnswer, InclusionRequest, LocalBus, NatsTransport, QueryKind, QueryRequest,
+    RawReply, Receipt, ReceiptRequest, Service, ServiceHandle, Transport,
 };
 use docket_domain::case::CaseCommand;
 use docket_domain::{CommandKind, Rejection, Role};
@@ -80,6 +81,39 @@ impl Handler for Echo {
             ],
             receipt: None,
             duplicate: req.idempotency_key.is_some(),
+        })
+    }
+
+    /// Queries: a checkpoint whose note names the asker and the transport; an inclusion proof
+    /// for position 666 panics, for 0 is refused; a receipt echoes its commit hash.
+    async fn query(&self, req: QueryRequest) -> Result<AuditAnswer, BusError> {
+        Ok(match req.query {
+            AuditQuery::Checkpoint(q) => AuditAnswer::Checkpoint(CheckpointAnswer {
+                note: format!(
+                    "{} {:?} {}",
+                    req.actor.as_ref().map(actor_claim).unwrap_or_default(),
+                    q.covering,
+                    self.tag
+                ),
+                size: 9,
+                ..CheckpointAnswer::default()
+            }),
+            AuditQuery::InclusionProof(q) => match q.position {
+                666 => panic!("the toy handler was told to panic"),
+                0 => return Err(BusError::bad_request("position 0".to_owned())),
+                _ => AuditAnswer::InclusionProof(InclusionAnswer {
+                    position: q.position,
+                    size: q.size,
+                    ..InclusionAnswer::default()
+                }),
+            },
+            // The wrong answer on purpose: the transport must not pass it on.
+            AuditQuery::ConsistencyProof(_) => AuditAnswer::Receipt(Receipt::default()),
+            AuditQuery::Receipt(q) => AuditAnswer::Receipt(Receipt {
+                position: q.position,
+                commit_hash: q.commit_hash.unwrap_or_default(),
+                ..Receipt::default()
+            }),
         })
     }
 }
@@ -194,6 +228,7 @@ macro_rules! transport_suite {
                     a_panicking_handler_is_an_internal_error,
                     a_stopped_service_is_unavailable,
                     concurrent_requests_are_all_answered,
+                    audit_queries_take_the_command_path,
                 );
             }
         )+
@@ -791,4 +826,151 @@ async fn concurrent_requests_are_all_answered<H: Harness>() {
     for (reply, command) in replies.into_iter().zip(commands.iter().cycle()) {
         assert_eq!(reply.unwrap().events[3], format!("{command:?}"));
     }
+}
+
+async fn raw_query<H: Harness>(
+    harness: &H,
+    kind: QueryKind,
+    headers: Headers,
+    body: &'static [u8],
+) -> Result<RawReply, BusError> {
+    harness
+        .transport()
+        .request(&kind.subject(), headers, Bytes::from_static(body))
+        .await
+}
+
+async fn audit_queries_take_the_command_path<H: Harness>() {
+    let harness = H::start().await;
+    let client = client(&harness);
+    let anonymous = Client::unsigned(harness.transport());
+    // Typed both ways; no actor needed, and one sent is verified and passed on.
+    let answer = anonymous
+        .query(None, &CheckpointRequest { covering: Some(4) })
+        .await
+        .unwrap();
+    assert_eq!(answer.size, 9);
+    assert!(answer.note.starts_with(" Some(4) "), "{answer:?}");
+    let auditor = samples::actor(Role::Auditor);
+    let answer = client
+        .query(Some(&auditor), &CheckpointRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        answer
+            .note
+            .starts_with(&format!("{} None ", actor_claim(&auditor))),
+        "{answer:?}"
+    );
+    let receipt = anonymous
+        .query(
+            None,
+            &ReceiptRequest {
+                position: 5,
+                commit_hash: Some("ab".repeat(32)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (receipt.position, receipt.commit_hash),
+        (5, "ab".repeat(32))
+    );
+    let json = || headers(None, None);
+    // An empty body is `{}`; a checkpoint needs no field.
+    // (Moved from the unit test of the old `AuditQuery::parse`, with the refusals below.)
+    let reply = raw_query(&harness, QueryKind::Checkpoint, json(), b"")
+        .await
+        .unwrap();
+    let answer: CheckpointAnswer = reply.into_answer().unwrap();
+    assert!(answer.note.starts_with(" None "), "{answer:?}");
+    // The same refusals as commands, with the same error headers.
+    for (kind, headers, body, code) in [
+        (QueryKind::Receipt, json(), &b"{}"[..], codes::BAD_REQUEST),
+        (QueryKind::Receipt, json(), b"garbage", codes::BAD_REQUEST),
+        (
+            QueryKind::InclusionProof,
+            json(),
+            br#"{"position": 1, "size": 2, "extra": 3}"#,
+            codes::BAD_REQUEST,
+        ),
+        (
+            QueryKind::Checkpoint,
+            headers(Some("text/plain"), None),
+            b"{}",
+            codes::UNSUPPORTED_CONTENT_TYPE,
+        ),
+        (
+            QueryKind::Checkpoint,
+            headers(None, Some("nobody")),
+            b"{}",
+            codes::BAD_ACTOR,
+        ),
+        (
+            QueryKind::InclusionProof,
+            json(),
+            br#"{"position": 0, "size": 2}"#,
+            codes::BAD_REQUEST,
+        ),
+        (
+            QueryKind::InclusionProof,
+            json(),
+            br#"{"position": 666, "size": 700}"#,
+            codes::INTERNAL,
+        ),
+        (
+            QueryKind::ConsistencyProof,
+            json(),
+            br#"{"old": 1, "new": 2}"#,
+            codes::INTERNAL,
+        ),
+    ] {
+        let reply = raw_query(&harness, kind, headers, body).await.unwrap();
+        let err = reply.clone().into_answer::<Value>().unwrap_err();
+        assert_eq!(err.code, code, "{kind}: {err:?}");
+        assert_eq!(
+            reply.headers.get(h::NATS_SERVICE_ERROR_CODE),
+            Some(err.status().to_string().as_str())
+        );
+    }
+    let huge = vec![b' '; docket_bus::MAX_BODY_BYTES + 1];
+    let err = harness
+        .transport()
+        .request(&QueryKind::Checkpoint.subject(), json(), Bytes::from(huge))
+        .await
+        .unwrap()
+        .into_answer::<Value>()
+        .unwrap_err();
+    assert_eq!(err.code, codes::TOO_LARGE);
+    // Postcard too, mirrored in the reply.
+    let body = postcard::to_stdvec(&InclusionRequest {
+        position: 3,
+        size: 8,
+    })
+    .unwrap();
+    let reply = harness
+        .transport()
+        .request(
+            &QueryKind::InclusionProof.subject(),
+            headers(Some(ContentType::Postcard.as_str()), None),
+            Bytes::from(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.headers.get(h::CONTENT_TYPE),
+        Some(ContentType::Postcard.as_str())
+    );
+    let answer: InclusionAnswer = reply.into_answer().unwrap();
+    assert_eq!((answer.position, answer.size), (3, 8));
+    // A query subject the catalogue does not know, and a command sent to the audit service.
+    for subject in ["docket.cmd.audit.receipts", "docket.cmd.audit.case_open"] {
+        let err = harness
+            .transport()
+            .request(subject, json(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::UNKNOWN_COMMAND, "{subject}");
+    }
+    still_serving(&harness).await;
 }

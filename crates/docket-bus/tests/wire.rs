@@ -10,7 +10,6 @@ use docket_bus::{
 use docket_domain::case::CaseCommand;
 use docket_domain::values::InvalidValue;
 use docket_domain::{CommandKind, Rejection, Role};
-use docket_log::{ExpectedRevision, LogError};
 use serde_json::{json, Value};
 
 use crate::samples;
@@ -399,69 +398,6 @@ fn rejections_keep_their_codes() {
     assert_eq!(rule.code, "departure_needs_approval");
     assert_eq!(rule.message, "a supervisor must approve");
     assert_eq!(rule.status(), 409);
-}
-
-#[test]
-fn log_errors_map_to_bus_codes() {
-    let cases: Vec<(LogError, &str)> = vec![
-        (
-            LogError::Conflict {
-                stream: "case/x".to_owned(),
-                expected: ExpectedRevision::Exact(4),
-                actual: 5,
-            },
-            codes::CONFLICT,
-        ),
-        (LogError::Duplicate { position: 3 }, codes::CONFLICT),
-        (LogError::TooLarge { size: 9, limit: 8 }, codes::TOO_LARGE),
-        (
-            LogError::Unavailable {
-                reason: "server down".to_owned(),
-                source: None,
-            },
-            codes::UNAVAILABLE,
-        ),
-        (
-            LogError::Incompatible {
-                reason: "2.9".to_owned(),
-            },
-            codes::UNAVAILABLE,
-        ),
-        (
-            LogError::Corrupt {
-                position: 1,
-                reason: "crc".to_owned(),
-            },
-            codes::INTERNAL,
-        ),
-        (
-            LogError::NotFound {
-                what: "case/x".to_owned(),
-            },
-            codes::INTERNAL,
-        ),
-        (
-            LogError::Invalid {
-                reason: "no events".to_owned(),
-            },
-            codes::INTERNAL,
-        ),
-    ];
-    for (log, code) in cases {
-        let bus: BusError = log.into();
-        assert_eq!(bus.code, code, "{bus:?}");
-    }
-    let conflict: BusError = LogError::Conflict {
-        stream: "case/x".to_owned(),
-        expected: ExpectedRevision::Exact(4),
-        actual: 5,
-    }
-    .into();
-    assert_eq!(
-        conflict.details,
-        json!({ "stream": "case/x", "expected": "4", "actual": 5 })
-    );
-    assert!(conflict.is_retryable());
 }
 
 #[test]

@@ -10,8 +10,8 @@
 //!    position (an inclusion proof, checked here against the leaf hash the dashboard computes
 //!    from the commit's bytes).
 //!
-//! The proofs come from the audit service ([`docket_bus::AuditHandler`]: in process in
-//! `docket up`, or [`docket_bus::NatsAudit`] over NATS); none of the checks trusts it.
+//! The proofs come from the audit service, asked through the bus (a [`docket_bus::Transport`]:
+//! the node's in-process bus in `docket up`, or NATS); none of the checks trusts it.
 //!
 //! Beside the checkpoint, the panel shows the witnesses as the checkpointer reports them
 //! ([`WitnessHealth`]): how many cosigned the latest checkpoint against the quorum, and for each
@@ -24,75 +24,29 @@ use base64::Engine as _;
 use chrono::Utc;
 use docket_audit::tree::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use docket_audit::CheckpointVerifier;
-use docket_bus::{AuditHandler, AuditQuery};
+use docket_bus::{
+    CheckpointAnswer, CheckpointRequest, Client, ConsistencyRequest, InclusionRequest, Transport,
+};
 use docket_log::EventLog;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::view::Integrity;
 
-/// One witness of the checkpointer, as it reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WitnessHealth {
-    /// The witness key's name.
-    pub name: String,
-    /// Where the checkpointer asks it.
-    #[serde(default)]
-    pub url: String,
-    /// The size it last cosigned for this log, if known.
-    #[serde(default)]
-    pub cosigned_size: Option<u64>,
-    /// Cosignatures it gave since the checkpointer started.
-    #[serde(default)]
-    pub cosignatures: u64,
-    /// Checkpoints it refused since then: each an alarm.
-    #[serde(default)]
-    pub refusals: u64,
-    /// Checkpoints it did not answer (down, timed out, a bad answer).
-    #[serde(default)]
-    pub failures: u64,
-    /// Whether its last answer was a refusal.
-    #[serde(default)]
-    pub alarm: bool,
-    /// Whether the checkpointer leaves it alone for now after a failure or refusal.
-    #[serde(default)]
-    pub resting: bool,
-    /// What went wrong the last time, if its last answer was not a cosignature.
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
+/// One witness of the checkpointer, as it reports it: the audit service's wire form.
+pub type WitnessHealth = docket_bus::WitnessReport;
 
 /// The witness part of the audit service's checkpoint answer.
-fn witnesses_of(report: &mut Integrity, answer: &Value) {
-    report.cosignatures = answer
-        .get("cosignatures")
-        .and_then(Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok());
-    report.witness_quorum = answer
-        .get("witness_quorum")
-        .and_then(Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok());
-    report.witnesses = answer
-        .get("witnesses")
-        .cloned()
-        .and_then(|w| serde_json::from_value(w).ok())
-        .unwrap_or_default();
+fn witnesses_of(report: &mut Integrity, answer: &CheckpointAnswer) {
+    report.cosignatures = usize::try_from(answer.cosignatures).ok();
+    report.witness_quorum = usize::try_from(answer.witness_quorum).ok();
+    report.witnesses = answer.witnesses.clone();
 }
 
 /// Checks the latest checkpoint; remembers the last one verified.
 #[derive(Debug)]
 pub struct IntegrityCheck<A> {
-    audit: A,
+    audit: Client<A>,
     verifier: CheckpointVerifier,
     last_verified: Option<(u64, Hash)>,
-}
-
-fn hash(value: &Value, field: &str) -> Result<Hash, String> {
-    let text = value
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("the audit service's answer has no {field}"))?;
-    decode_hash(text).map_err(|e| format!("{field}: {e}"))
 }
 
 fn decode_hash(text: &str) -> Result<Hash, String> {
@@ -105,27 +59,18 @@ fn decode_hash(text: &str) -> Result<Hash, String> {
     Ok(Hash(array))
 }
 
-fn proof(value: &Value) -> Result<Vec<Hash>, String> {
-    value
-        .get("proof")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "the audit service's answer has no proof".to_owned())?
-        .iter()
-        .map(|h| {
-            h.as_str()
-                .ok_or_else(|| "a proof hash is not text".to_owned())
-                .and_then(decode_hash)
-        })
-        .collect()
+fn proof(hashes: &[String]) -> Result<Vec<Hash>, String> {
+    hashes.iter().map(|h| decode_hash(h)).collect()
 }
 
-impl<A: AuditHandler> IntegrityCheck<A> {
-    /// Checks checkpoints from `audit` with the verifier key `vkey`.
+impl<A: Transport> IntegrityCheck<A> {
+    /// Checks checkpoints from the audit service behind `audit` with the verifier key `vkey`.
+    /// It asks without an actor: audit queries need none.
     pub fn new(audit: A, vkey: &str) -> Result<Self, String> {
         let verifier =
             CheckpointVerifier::new(vkey).map_err(|e| format!("the verifier key: {e}"))?;
         Ok(IntegrityCheck {
-            audit,
+            audit: Client::unsigned(audit),
             verifier,
             last_verified: None,
         })
@@ -136,7 +81,7 @@ impl<A: AuditHandler> IntegrityCheck<A> {
         let now = Utc::now();
         let latest = match self
             .audit
-            .answer(AuditQuery::Checkpoint { covering: None })
+            .query(None, &CheckpointRequest { covering: None })
             .await
         {
             Ok(v) => v,
@@ -157,10 +102,7 @@ impl<A: AuditHandler> IntegrityCheck<A> {
                 };
             }
         };
-        let note = latest
-            .get("note")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let note = latest.note.as_str();
         let mut report = Integrity {
             checked_at: Some(now),
             ..Integrity::default()
@@ -169,7 +111,7 @@ impl<A: AuditHandler> IntegrityCheck<A> {
         let signed = match self.verifier.open(note) {
             Ok(signed) => signed,
             Err(e) => {
-                report.checkpoint_size = latest.get("size").and_then(Value::as_u64);
+                report.checkpoint_size = Some(latest.size);
                 report.verified = Some(false);
                 report.problem = Some(format!("the signature does not verify: {e}"));
                 return report;
@@ -212,12 +154,16 @@ impl<A: AuditHandler> IntegrityCheck<A> {
             if old < size {
                 let answer = self
                     .audit
-                    .answer(AuditQuery::ConsistencyProof { old, new: size })
+                    .query(None, &ConsistencyRequest { old, new: size })
                     .await
                     .map_err(|e| format!("no consistency proof from {old} to {size}: {e}"))?;
-                verify_consistency(&proof(&answer)?, old, old_root, size, root).map_err(|e| {
-                    format!("not consistent with the checkpoint of size {old} verified before: {e}")
-                })?;
+                verify_consistency(&proof(&answer.proof)?, old, old_root, size, root).map_err(
+                    |e| {
+                        format!(
+                            "not consistent with the checkpoint of size {old} verified before: {e}"
+                        )
+                    },
+                )?;
             } else if old_root != root {
                 return Err(format!("two different roots signed for size {size}"));
             }
@@ -232,19 +178,22 @@ impl<A: AuditHandler> IntegrityCheck<A> {
         let leaf = leaf_hash(&commit.bytes);
         let answer = self
             .audit
-            .answer(AuditQuery::InclusionProof {
-                position: size,
-                size,
-            })
+            .query(
+                None,
+                &InclusionRequest {
+                    position: size,
+                    size,
+                },
+            )
             .await
             .map_err(|e| format!("no inclusion proof for commit {size}: {e}"))?;
-        let claimed = hash(&answer, "leaf_hash")?;
+        let claimed = decode_hash(&answer.leaf_hash).map_err(|e| format!("leaf_hash: {e}"))?;
         if claimed != leaf {
             return Err(format!(
                 "the checkpoint's last leaf is not the log's commit {size}"
             ));
         }
-        verify_inclusion(&proof(&answer)?, size, root, size, leaf).map_err(|e| {
+        verify_inclusion(&proof(&answer.proof)?, size, root, size, leaf).map_err(|e| {
             format!("commit {size} as read from the log is not in the signed tree: {e}")
         })?;
         Ok(commit.commit.metadata.recorded_at_micros)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use docket_bus::AuditHandler;
+use docket_bus::Transport;
 use docket_log::{Checkpoints, EventLog};
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -208,7 +208,7 @@ impl Dashboard {
     where
         L: EventLog + Clone + Send + Sync + 'static,
         C: Checkpoints + Clone + Send + Sync + 'static,
-        A: AuditHandler,
+        A: Transport + 'static,
     {
         let head = log.head().await?;
         let projection = match (&config.dir, config.rebuild) {
@@ -337,7 +337,7 @@ async fn run<L, C, A>(
 where
     L: EventLog + Clone + Send + Sync + 'static,
     C: Checkpoints + Clone + Send + Sync + 'static,
-    A: AuditHandler,
+    A: Transport + 'static,
 {
     let shared = dashboard.shared.clone();
     let after = shared

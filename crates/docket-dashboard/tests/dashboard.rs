@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use docket_bus::NatsAudit;
 use docket_bus::{Client, LocalBus};
 use docket_dashboard::projection::QueueStage;
 use docket_dashboard::{Dashboard, DashboardConfig, Filter, IntegrityCheck, Window};
@@ -149,7 +148,7 @@ pub async fn dashboard<L: EventLog + Clone + Send + Sync + 'static>(
     let (d, task) = Dashboard::start(
         log,
         checkpoints,
-        None::<IntegrityCheck<NatsAudit>>,
+        None::<IntegrityCheck<LocalBus>>,
         config,
         docket_dashboard::Metrics::default(),
         stopped,

@@ -92,8 +92,12 @@ async fn system_with(
     let api = AuditApi {
         checkpointer,
         log: AnyLog::File(log.clone()),
+        actors: docket_bus::token::TokenVerifier::refusing_all(),
     };
-    let integrity = IntegrityCheck::new(api, vkey.unwrap_or(&own_vkey)).unwrap();
+    // The dashboard asks the audit service through the bus, as in `docket up`.
+    let bus = docket_bus::LocalBus::new();
+    bus.register(docket_bus::Service::Audit, api);
+    let integrity = IntegrityCheck::new(bus, vkey.unwrap_or(&own_vkey)).unwrap();
     let mut config = DashboardConfig::new(Some(dir.join("dashboard")));
     config.integrity_every = Duration::from_millis(100);
     config.lag_every = Duration::from_millis(100);

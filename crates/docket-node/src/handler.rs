@@ -9,14 +9,18 @@ use docket_audit::CheckpointerHandle;
 use docket_domain::permissions::CommandKind;
 
 use docket_bus::token::TokenVerifier;
-use docket_bus::{codes, BusError, BusRequest, CommandReply, DomainCommand, Handler};
+use docket_bus::{
+    codes, BusError, BusRequest, Client, CommandReply, DomainCommand, Handler, NatsTransport,
+    ReceiptRequest,
+};
 use docket_domain::case::Case;
 use docket_domain::officer::Officer;
 use docket_domain::representation::Representation;
 use docket_domain::review::Review;
-use docket_log::EventLog;
+use docket_log::{EventLog, LogError};
 use docket_runtime::clock::SharedClock;
 use docket_runtime::{ExecError, Executed, Executor};
+use serde_json::json;
 
 /// Executes every domain command it is given. Each service registers it only for its own
 /// endpoints.
@@ -34,8 +38,8 @@ pub enum ReceiptSource {
     /// A checkpointer in this process.
     Local(CheckpointerHandle),
     /// The audit service over NATS (`docket.cmd.audit.receipt`), for services in processes of
-    /// their own.
-    Remote(docket_bus::NatsClient),
+    /// their own: a client over a transport that waits at most the receipt timeout.
+    Remote(Box<Client<NatsTransport>>),
 }
 
 /// How long a reply waits for its receipt before it goes out without one. The receipt rests on
@@ -49,6 +53,15 @@ fn wants_receipt(kind: CommandKind) -> bool {
         kind,
         CommandKind::ReviewRequest | CommandKind::CaseRecordDecision
     )
+}
+
+impl ReceiptSource {
+    /// The audit service over `client`, answering within the receipt timeout.
+    pub fn remote(client: docket_bus::NatsClient) -> Self {
+        ReceiptSource::Remote(Box::new(Client::unsigned(
+            NatsTransport::new(client).with_timeout(RECEIPT_TIMEOUT),
+        )))
+    }
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
@@ -72,29 +85,30 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
 
     /// The receipt of the commit at `position`; `None` (logged) if it cannot be had in time:
     /// the command is accepted either way, and a receipt can be asked for later.
-    /// No log read: a local checkpointer has the commit's leaf in its tree and the append gave
-    /// its hash; the audit service reads the commit itself.
+    /// No log read: the checkpointer (here or in the audit service) has the commit's leaf in its
+    /// tree, and the append gave its hash, which the remote query carries.
     async fn receipt(&self, done: &Executed) -> Option<docket_bus::Receipt> {
         let position = done.position;
         let source = self.receipts.as_ref()?;
         let made = tokio::time::timeout(RECEIPT_TIMEOUT, async {
-            // Both arrive in the receipt's JSON form, which is what the reply carries.
-            let value = match source {
+            match source {
                 ReceiptSource::Local(handle) => {
-                    let receipt = docket_audit::Receipt::for_position(handle, position, done.hash)
+                    docket_audit::Receipt::for_position(handle, position, done.hash)
                         .await
-                        .map_err(|e| e.to_string())?;
-                    serde_json::to_value(&receipt).map_err(|e| e.to_string())?
+                        .map(|receipt| crate::audit::wire_receipt(&receipt))
+                        .map_err(|e| e.to_string())
                 }
-                ReceiptSource::Remote(client) => docket_bus::audit_query(
-                    client,
-                    &docket_bus::AuditQuery::Receipt { position },
-                    RECEIPT_TIMEOUT,
-                )
-                .await
-                .map_err(|e| e.to_string())?,
-            };
-            serde_json::from_value::<docket_bus::Receipt>(value).map_err(|e| e.to_string())
+                ReceiptSource::Remote(client) => client
+                    .query(
+                        None,
+                        &ReceiptRequest {
+                            position,
+                            commit_hash: Some(done.hash.to_string()),
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
         })
         .await;
         match made {
@@ -170,19 +184,33 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
     }
 }
 
-/// The structured error for an executor failure.
+/// The structured error for an executor failure: the code is [`ExecError::code`] (the one
+/// table from a failure to a stable code); this only adds the details a client can act on.
 pub(crate) fn bus_error(error: ExecError) -> BusError {
-    match error {
-        ExecError::Rejected(r) => r.into(),
-        ExecError::Log(e) => e.into(),
-        ExecError::Conflict { .. } => BusError::new(codes::CONFLICT, error.to_string()),
-        ExecError::Unavailable(_) => BusError::unavailable(error.to_string()),
-        ExecError::BadRequest(message) => BusError::bad_request(message),
-        ExecError::Stopped(_) | ExecError::Codec(_) => {
-            tracing::error!(error = %error, "command failed inside the service");
-            BusError::internal(error.to_string())
+    // The domain's refusal carries its own details (field, role and command); its code is the
+    // same `Rejection::code` that `ExecError::code` passes on.
+    let error = match error {
+        ExecError::Rejected(r) => return r.into(),
+        other => other,
+    };
+    let code = error.code();
+    let message = error.to_string();
+    let details = match &error {
+        ExecError::Log(LogError::Conflict {
+            stream,
+            expected,
+            actual,
+        }) => json!({ "stream": stream, "expected": expected.to_string(), "actual": actual }),
+        ExecError::Log(LogError::Duplicate { position }) => json!({ "duplicate_of": position }),
+        ExecError::Log(LogError::TooLarge { size, limit }) => {
+            json!({ "size": size, "limit": limit })
         }
+        _ => json!({}),
+    };
+    if code == codes::INTERNAL {
+        tracing::error!(error = %error, "command failed inside the service");
     }
+    BusError::new(code, message).with_details(details)
 }
 
 impl<L: EventLog + Clone + Send + Sync + 'static> Handler for CommandHandler<L> {
@@ -233,5 +261,100 @@ impl Handler for NoCommands {
 
     async fn handle(&self, request: BusRequest) -> Result<CommandReply, BusError> {
         Err(BusError::unknown_command(request.kind.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_log::ExpectedRevision;
+
+    // Moved from `docket-bus/tests/wire.rs` with the mapping it checks.
+    #[test]
+    fn log_errors_map_to_bus_codes() {
+        let cases: Vec<(LogError, &str)> = vec![
+            (
+                LogError::Conflict {
+                    stream: "case/x".to_owned(),
+                    expected: ExpectedRevision::Exact(4),
+                    actual: 5,
+                },
+                codes::CONFLICT,
+            ),
+            (LogError::Duplicate { position: 3 }, codes::CONFLICT),
+            (LogError::TooLarge { size: 9, limit: 8 }, codes::TOO_LARGE),
+            (
+                LogError::Unavailable {
+                    reason: "server down".to_owned(),
+                    source: None,
+                },
+                codes::UNAVAILABLE,
+            ),
+            (
+                LogError::Incompatible {
+                    reason: "2.9".to_owned(),
+                },
+                codes::UNAVAILABLE,
+            ),
+            (
+                LogError::Corrupt {
+                    position: 1,
+                    reason: "crc".to_owned(),
+                },
+                codes::INTERNAL,
+            ),
+            (
+                LogError::NotFound {
+                    what: "case/x".to_owned(),
+                },
+                codes::INTERNAL,
+            ),
+            (
+                LogError::Invalid {
+                    reason: "no events".to_owned(),
+                },
+                codes::INTERNAL,
+            ),
+        ];
+        for (log, code) in cases {
+            let error = ExecError::Log(log);
+            // What is logged is what goes on the wire.
+            assert_eq!(error.code(), code, "{error:?}");
+            let bus = bus_error(error);
+            assert_eq!(bus.code, code, "{bus:?}");
+        }
+        let conflict = bus_error(ExecError::Log(LogError::Conflict {
+            stream: "case/x".to_owned(),
+            expected: ExpectedRevision::Exact(4),
+            actual: 5,
+        }));
+        assert_eq!(
+            conflict.details,
+            json!({ "stream": "case/x", "expected": "4", "actual": 5 })
+        );
+        assert!(conflict.is_retryable());
+    }
+
+    #[test]
+    fn executor_errors_keep_their_wire_codes() {
+        let cases = [
+            (
+                ExecError::Conflict {
+                    stream: "case/x".to_owned(),
+                    attempts: 3,
+                },
+                codes::CONFLICT,
+            ),
+            (
+                ExecError::Unavailable("behind".to_owned()),
+                codes::UNAVAILABLE,
+            ),
+            (ExecError::Stopped("gone".to_owned()), codes::INTERNAL),
+            (ExecError::Codec("bytes".to_owned()), codes::INTERNAL),
+            (ExecError::BadRequest("past".to_owned()), codes::BAD_REQUEST),
+        ];
+        for (error, code) in cases {
+            assert_eq!(bus_error(error).code, code);
+        }
     }
 }

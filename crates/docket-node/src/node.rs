@@ -223,19 +223,23 @@ async fn start_roles(
         let api = AuditApi {
             checkpointer: checkpointer.clone(),
             log: log.clone(),
+            actors: config
+                .actors
+                .clone()
+                .unwrap_or_else(docket_bus::token::TokenVerifier::refusing_all),
         };
         if let Some(url) = nats_url(config) {
             let client = nats(url, "docket-audit").await?;
-            let handle = docket_bus::serve_audit_nats(client, crate::VERSION, api.clone())
-                .await
-                .context("serving the audit queries over NATS")?;
-            let mut stop = stop.clone();
-            supervisor.critical("audit service", async move {
-                let _ = stop.wait_for(|s| *s).await;
-                handle.stop().await.map_err(to_string)
-            });
+            let handle =
+                docket_bus::serve_nats(client, Service::Audit, crate::VERSION, api.clone())
+                    .await
+                    .context("serving the audit queries over NATS")?;
+            supervisor.critical("audit service", stop_service_with(stop.clone(), handle));
         }
-        parts.audit = Some((api, vkey));
+        // The HTTP routes and an in-process dashboard ask through the bus, as NATS clients do.
+        let bus = LocalBus::new();
+        bus.register(Service::Audit, api);
+        parts.audit = Some((bus, vkey));
         parts.checkpointer = Some(checkpointer);
     }
 
@@ -312,8 +316,8 @@ async fn start_roles(
             nats_url(config),
             &config.dashboard.verifier_key,
         ) {
-            (Some((api, vkey)), _, _) => {
-                let integrity = docket_dashboard::IntegrityCheck::new(api.clone(), vkey)
+            (Some((bus, vkey)), _, _) => {
+                let integrity = docket_dashboard::IntegrityCheck::new(bus.clone(), vkey)
                     .map_err(NodeError::Config)?;
                 docket_dashboard::Dashboard::start(
                     log.clone(),
@@ -329,7 +333,7 @@ async fn start_roles(
             (None, Some(url), Some(vkey)) => {
                 let client = nats(url, "docket-dashboard").await?;
                 let integrity = docket_dashboard::IntegrityCheck::new(
-                    docket_bus::NatsAudit::new(client, Duration::from_secs(10)),
+                    docket_bus::NatsTransport::new(client).with_timeout(Duration::from_secs(10)),
                     vkey,
                 )
                 .map_err(NodeError::Config)?;
@@ -346,7 +350,7 @@ async fn start_roles(
             }
             (None, _, _) => {
                 tracing::warn!("no --verifier-key: the dashboard will not verify checkpoints");
-                docket_dashboard::Dashboard::start::<_, _, AuditApi>(
+                docket_dashboard::Dashboard::start::<_, _, LocalBus>(
                     log.clone(),
                     checkpoints.clone(),
                     None,
@@ -382,7 +386,7 @@ async fn start_roles(
         let stop = supervisor.stage("services");
         let receipts = match (&parts.checkpointer, nats_url(config)) {
             (Some(c), _) => Some(ReceiptSource::Local(c.clone())),
-            (None, Some(url)) => Some(ReceiptSource::Remote(
+            (None, Some(url)) => Some(ReceiptSource::remote(
                 nats(url, "docket-services-receipts").await?,
             )),
             (None, None) => None,

@@ -463,14 +463,16 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         audit_dir.path().join("tree"),
         stopped.clone(),
     );
-    let audit = docket_bus::serve_audit_nats(
+    let audit = docket_bus::serve_nats(
         docket_bus::connect(&server.url(), "docket-audit")
             .await
             .unwrap(),
+        docket_bus::Service::Audit,
         docket_node::VERSION,
         docket_node::AuditApi {
             checkpointer,
             log: docket_log::AnyLog::JetStream(audit_log),
+            actors: keys::verifier(),
         },
     )
     .await
@@ -492,7 +494,7 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
             client,
             ex,
             checkpoints,
-            Some(docket_node::ReceiptSource::Remote(
+            Some(docket_node::ReceiptSource::remote(
                 docket_bus::connect(&server.url(), "receipts")
                     .await
                     .unwrap(),
@@ -529,43 +531,52 @@ async fn the_lifecycle_runs_over_nats_with_one_micro_service_each() {
         serde_json::from_value(serde_json::to_value(first).unwrap()).unwrap();
     let old = verifier.open(&receipt.checkpoint).unwrap().checkpoint.size;
     let wait = std::time::Duration::from_secs(5);
-    let latest = docket_bus::audit_query(
-        &client,
-        &docket_bus::AuditQuery::Checkpoint {
-            covering: Some(replies[1].position),
-        },
-        wait,
-    )
-    .await
-    .unwrap();
-    let later = latest["note"].as_str().unwrap().to_owned();
+    // Queries need no actor; one sent must verify.
+    let audit_client = Client::new(
+        NatsTransport::new(client.clone()).with_timeout(wait),
+        keys::issuer(),
+    );
+    let auditor = who(0xa0d17, Role::Auditor);
+    let latest = audit_client
+        .query(
+            Some(&auditor),
+            &docket_bus::CheckpointRequest {
+                covering: Some(replies[1].position),
+            },
+        )
+        .await
+        .unwrap();
+    let later = latest.note;
     let new = verifier.open(&later).unwrap().checkpoint.size;
-    let proof = docket_bus::audit_query(
-        &client,
-        &docket_bus::AuditQuery::ConsistencyProof { old, new },
-        wait,
-    )
-    .await
-    .unwrap();
-    let proof: Vec<docket_audit::Hash> = proof["proof"]
-        .as_array()
-        .unwrap()
+    let proof = audit_client
+        .query(None, &docket_bus::ConsistencyRequest { old, new })
+        .await
+        .unwrap();
+    let proof: Vec<docket_audit::Hash> = proof
+        .proof
         .iter()
-        .map(|h| docket_audit::Hash::parse_hash(h.as_str().unwrap()).unwrap())
+        .map(|h| docket_audit::Hash::parse_hash(h).unwrap())
         .collect();
     let verified =
         docket_audit::verify_receipt(&receipt, &verifier, Some((&later, &proof))).unwrap();
     assert_eq!(verified.later.map(|c| c.size), Some(new));
-    let beyond = docket_bus::audit_query(
-        &client,
-        &docket_bus::AuditQuery::Receipt {
-            position: 1_000_000,
-        },
-        wait,
-    )
-    .await
-    .unwrap_err();
+    let beyond = audit_client
+        .query(
+            None,
+            &docket_bus::ReceiptRequest {
+                position: 1_000_000,
+                commit_hash: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(beyond.code, codes::BAD_REQUEST);
+    // A token that does not verify is refused, as on commands.
+    let forged = Client::unsigned(NatsTransport::new(client.clone()).with_timeout(wait))
+        .query(Some(&auditor), &docket_bus::CheckpointRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code, codes::BAD_ACTOR);
     let log = JetStreamLog::connect_url(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();

@@ -119,6 +119,61 @@ async fn a_node_serves_every_role_and_stops_cleanly() {
     assert!(dir.path().join("audit").read_dir().unwrap().count() > 0);
 }
 
+/// `GET` with a `Docket-Actor` header.
+async fn get_as(
+    client: &Client,
+    addr: SocketAddr,
+    path: &str,
+    actor: &str,
+) -> (u16, serde_json::Value, String) {
+    let request = hyper::Request::get(format!("http://{addr}{path}"))
+        .header("docket-actor", actor)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    call(client, request).await
+}
+
+#[tokio::test]
+async fn the_audit_routes_are_the_audit_queries_over_the_in_process_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start(config(dir.path())).await;
+    let http = client();
+    assert_eq!(register_officer(&http, addr).await, 200);
+    // No actor needed: the note of the checkpoint covering the first commit, as text.
+    let (status, _, note) = get(&http, addr, "/api/v1/audit/checkpoint?covering=1").await;
+    assert_eq!(status, 200, "{note}");
+    assert!(note.contains("docket"), "{note}");
+    let (status, receipt, text) = get(&http, addr, "/api/v1/audit/receipt?position=1").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(receipt["position"], 1, "{text}");
+    let (status, proof, text) = get(&http, addr, "/api/v1/audit/inclusion?position=1&size=1").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(proof["leaf_hash"], receipt["leaf_hash"], "{text}");
+    // The bus's refusals, with its error form: past the head, a token that does not verify.
+    let (status, error, text) = get(&http, addr, "/api/v1/audit/consistency?old=1&new=1000").await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("bad_request")),
+        "{text}"
+    );
+    let (status, error, text) = get_as(&http, addr, "/api/v1/audit/checkpoint", "nobody").await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("bad_actor")),
+        "{text}"
+    );
+    // A token that verifies is accepted.
+    let (status, _, text) = get_as(
+        &http,
+        addr,
+        "/api/v1/audit/checkpoint",
+        &keys::token(DIRECTOR),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    node.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_notification_service_restarts_with_a_backoff_while_the_node_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();

@@ -108,15 +108,24 @@ impl World {
 }
 
 impl ExecError {
-    /// A stable code for replies.
+    /// The stable code of the error, as replies carry it (`docs/api.md`, "Errors") and logs
+    /// show it: the one table from an executor failure to a code. The bus's reply adds only
+    /// details; it never picks another code.
     pub fn code(&self) -> &'static str {
         match self {
             ExecError::Rejected(r) => r.code(),
-            ExecError::Conflict { .. } => "conflict",
+            ExecError::Conflict { .. }
+            | ExecError::Log(LogError::Conflict { .. } | LogError::Duplicate { .. }) => "conflict",
             ExecError::Log(LogError::TooLarge { .. }) => "too_large",
-            ExecError::Log(LogError::Invalid { .. }) => "invalid",
-            ExecError::Log(_) | ExecError::Unavailable(_) => "unavailable",
-            ExecError::Stopped(_) | ExecError::Codec(_) => "internal",
+            ExecError::Log(LogError::Unavailable { .. } | LogError::Incompatible { .. })
+            | ExecError::Unavailable(_) => "unavailable",
+            // A missing stream, corrupt bytes or a malformed append (which the executor itself
+            // built) are serving-side problems the client cannot fix.
+            ExecError::Log(
+                LogError::NotFound { .. } | LogError::Corrupt { .. } | LogError::Invalid { .. },
+            )
+            | ExecError::Stopped(_)
+            | ExecError::Codec(_) => "internal",
             ExecError::BadRequest(_) => "bad_request",
         }
     }

@@ -1,6 +1,6 @@
 //! The node's one HTTP router: the dashboard (`/`, `/api/v1/dashboard/…`,
 //! `/api/v1/openapi.json`), `/metrics`, `/healthz`, `/readyz` over every role, one review's
-//! state, the audit routes where the audit role runs, and (embedded) the bus's command catalogue
+//! state, the audit routes where the audit role runs (queries over the in-process bus), and (embedded) the bus's command catalogue
 //! as JSON (or postcard) over HTTP, answered by the in-process bus the services are registered on.
 
 mod audit;
@@ -11,19 +11,18 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use docket_bus::{codes, headers, BusError, ContentType, Headers, LocalBus, Transport};
+use docket_bus::{codes, headers, BusError, ContentType, Headers, LocalBus, RawReply, Transport};
 use docket_domain::CommandKind;
 use docket_domain::Role;
 
 use crate::supervise::{ComponentState, Supervisor};
-use crate::AuditApi;
 
 /// What the node started, for the routes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Parts {
     pub(crate) dashboard: Option<docket_dashboard::Dashboard>,
-    /// The audit queries and the checkpoint verifier key.
-    pub(crate) audit: Option<(AuditApi, String)>,
+    /// The in-process bus the audit service is registered on, and the checkpoint verifier key.
+    pub(crate) audit: Option<(LocalBus, String)>,
     pub(crate) checkpointer: Option<docket_audit::CheckpointerHandle>,
     /// Whether the notification service runs here.
     pub(crate) notifications: bool,
@@ -71,7 +70,7 @@ pub(crate) fn router(parts: Parts) -> Router {
         );
     }
     match parts.audit {
-        Some((api, _)) => router.merge(audit::router(api)),
+        Some((bus, _)) => router.merge(audit::router(bus)),
         None => router,
     }
 }
@@ -271,32 +270,35 @@ async fn command(
         .request(&docket_bus::subject(*kind), forwarded, body)
         .await
     {
-        Ok(reply) => {
-            let failed = reply.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR);
-            let status = if failed {
-                reply
-                    .headers
-                    .get(headers::NATS_SERVICE_ERROR_CODE)
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .and_then(|c| StatusCode::from_u16(c).ok())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            } else {
-                StatusCode::OK
-            };
-            let mut response = (status, reply.body).into_response();
-            for (name, value) in reply.headers.iter() {
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                    response.headers_mut().insert(n, v);
-                }
-            }
-            response
-        }
+        Ok(reply) => reply_response(reply),
         Err(error) => {
             let status =
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             error_response(status, &error)
         }
     }
+}
+
+/// A bus reply as an HTTP response: its body and headers, with the error's HTTP class.
+fn reply_response(reply: RawReply) -> Response {
+    let failed = reply.headers.get(headers::STATUS) == Some(headers::STATUS_ERROR);
+    let status = if failed {
+        reply
+            .headers
+            .get(headers::NATS_SERVICE_ERROR_CODE)
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, reply.body).into_response();
+    for (name, value) in reply.headers.iter() {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+    response
 }
 
 fn error_response(status: StatusCode, error: &BusError) -> Response {
