@@ -231,9 +231,8 @@ const ALLOWED_DEPS: &[(&str, &[&str])] = &[
     ("docket-domain", &[]),
     ("docket-log", &[]),
     ("docket-testkit", &[]),
-    // ADR 0007: the runtime gives the audit's rules the fold until the domain owns it.
     ("docket-runtime", &["docket-domain", "docket-log"]),
-    // ADR 0007: the bus maps the log's errors to wire codes.
+    // ADR 0007: the bus reads NATS URLs and credentials as the log does.
     ("docket-bus", &["docket-domain", "docket-log"]),
     (
         "docket-audit",

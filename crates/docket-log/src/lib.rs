@@ -11,6 +11,7 @@
 mod any;
 pub mod atomic;
 pub mod checkpoint;
+pub mod clock;
 pub mod commit;
 mod error;
 pub mod file;

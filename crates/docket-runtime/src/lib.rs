@@ -7,7 +7,9 @@
 //! by the expected revision (the append conflicts, the world catches up, the command is decided
 //! again).
 
-pub mod clock;
+/// Where services get the time (kept in `docket-log`, the lowest async crate, so that the
+/// checkpointer shares it without depending on the runtime).
+pub use docket_log::clock;
 mod deadlines;
 mod executor;
 pub mod metrics;

@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use docket_log::clock::{SharedClock, SystemClock};
 use docket_log::{EventLog, Records};
-use docket_runtime::clock::{SharedClock, SystemClock};
 use tokio::sync::{mpsc, oneshot, watch, RwLock};
 use tokio::task::JoinHandle;
 
