@@ -311,55 +311,29 @@ async fn start_roles(
         settings.lag_every = Duration::from_millis(t.lag_every_ms.max(1));
         settings.integrity_every = Duration::from_millis(t.integrity_every_ms.max(1));
         let what = format!("starting the dashboard (snapshot in {})", dir.display());
+        let dashboard = Dashboarding {
+            log,
+            checkpoints: &checkpoints,
+            settings,
+            metrics: metrics.dashboard.clone(),
+            stop,
+            what,
+        };
         let (dashboard, task) = match (
             &parts.audit,
             nats_url(config),
             &config.dashboard.verifier_key,
         ) {
-            (Some((bus, vkey)), _, _) => {
-                let integrity = docket_dashboard::IntegrityCheck::new(bus.clone(), vkey)
-                    .map_err(NodeError::Config)?;
-                docket_dashboard::Dashboard::start(
-                    log.clone(),
-                    checkpoints.clone(),
-                    Some(integrity),
-                    settings,
-                    metrics.dashboard.clone(),
-                    stop,
-                )
-                .await
-                .context(what)?
-            }
+            (Some((bus, vkey)), _, _) => dashboard.start(Some((bus.clone(), vkey))).await?,
             (None, Some(url), Some(vkey)) => {
                 let client = nats(url, "docket-dashboard").await?;
-                let integrity = docket_dashboard::IntegrityCheck::new(
-                    docket_bus::NatsTransport::new(client).with_timeout(Duration::from_secs(10)),
-                    vkey,
-                )
-                .map_err(NodeError::Config)?;
-                docket_dashboard::Dashboard::start(
-                    log.clone(),
-                    checkpoints.clone(),
-                    Some(integrity),
-                    settings,
-                    metrics.dashboard.clone(),
-                    stop,
-                )
-                .await
-                .context(what)?
+                let audit =
+                    docket_bus::NatsTransport::new(client).with_timeout(Duration::from_secs(10));
+                dashboard.start(Some((audit, vkey))).await?
             }
             (None, _, _) => {
                 tracing::warn!("no --verifier-key: the dashboard will not verify checkpoints");
-                docket_dashboard::Dashboard::start::<_, _, LocalBus>(
-                    log.clone(),
-                    checkpoints.clone(),
-                    None,
-                    settings,
-                    metrics.dashboard.clone(),
-                    stop,
-                )
-                .await
-                .context(what)?
+                dashboard.start::<LocalBus>(None).await?
             }
         };
         supervisor.critical("dashboard", joined(task));
@@ -455,6 +429,45 @@ async fn start_roles(
     });
     tracing::info!(%addr, "HTTP endpoint: dashboard at /, /metrics, /healthz, /readyz");
     Ok(Some(addr))
+}
+
+/// What starting the dashboard takes, whichever way it checks checkpoints.
+struct Dashboarding<'a> {
+    log: &'a AnyLog,
+    checkpoints: &'a docket_log::AnyCheckpoints,
+    settings: docket_dashboard::DashboardConfig,
+    metrics: docket_dashboard::Metrics,
+    stop: watch::Receiver<bool>,
+    what: String,
+}
+
+type DashboardTask = tokio::task::JoinHandle<Result<(), docket_dashboard::DashboardError>>;
+
+impl Dashboarding<'_> {
+    /// Starts it, checking checkpoints through `audit` (a transport to the audit queries) with
+    /// the verifier key, if given.
+    async fn start<A: docket_bus::Transport + 'static>(
+        self,
+        audit: Option<(A, &String)>,
+    ) -> Result<(docket_dashboard::Dashboard, DashboardTask), NodeError> {
+        let integrity = match audit {
+            Some((transport, vkey)) => Some(
+                docket_dashboard::IntegrityCheck::new(transport, vkey)
+                    .map_err(NodeError::Config)?,
+            ),
+            None => None,
+        };
+        docket_dashboard::Dashboard::start(
+            self.log.clone(),
+            self.checkpoints.clone(),
+            integrity,
+            self.settings,
+            self.metrics,
+            self.stop,
+        )
+        .await
+        .context(self.what)
+    }
 }
 
 /// A world following `log`, caught up to its head, and an executor over it. The follower is a
