@@ -145,7 +145,7 @@ pub async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         let world = World::new();
         world.follow(log.clone());
         world
-            .wait_applied(log.head().await?, Duration::from_secs(30))
+            .wait_until(log.head().await?, Duration::from_secs(30))
             .await?;
         if service == docket_bus::Service::Review {
             review_world = Some(world.clone());

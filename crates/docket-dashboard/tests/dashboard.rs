@@ -109,7 +109,7 @@ pub async fn run_demo_counted<L: EventLog + Clone + Send + Sync + 'static>(
     services.finish().await.unwrap();
     let head = log.head().await.unwrap();
     world
-        .wait_applied(head, Duration::from_secs(30))
+        .wait_until(head, Duration::from_secs(30))
         .await
         .unwrap();
     Demo { world, clock }

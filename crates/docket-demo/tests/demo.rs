@@ -39,7 +39,7 @@ async fn system_at(now: chrono::DateTime<chrono::Utc>) -> System {
     let world = World::new();
     world.follow(log.clone());
     world
-        .wait_applied(log.head().await.unwrap(), Duration::from_secs(10))
+        .wait_until(log.head().await.unwrap(), Duration::from_secs(10))
         .await
         .unwrap();
     let checkpoints = docket_log::AnyCheckpoints::File(log.checkpoints().unwrap());

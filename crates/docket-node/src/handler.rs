@@ -140,9 +140,9 @@ impl<L: EventLog + Clone + Send + Sync + 'static> CommandHandler<L> {
                 "Docket-After names position {after}, but the log ends at {head}"
             )));
         }
-        world
-            .wait_applied(after, self.executor.config().catch_up_timeout)
-            .await
+        Ok(world
+            .wait_until(after, self.executor.config().catch_up_timeout)
+            .await?)
     }
 
     async fn execute(&self, request: BusRequest) -> Result<Executed, ExecError> {

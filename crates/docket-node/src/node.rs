@@ -503,7 +503,7 @@ async fn executor(
     tracing::info!(head, "catching up with the log");
     let t = &config.tunables.executor;
     world
-        .wait_applied(head, Duration::from_secs(t.start_catch_up_secs.max(1)))
+        .wait_until(head, Duration::from_secs(t.start_catch_up_secs.max(1)))
         .await
         .context("catching up with the log")?;
     let mut settings = ExecutorConfig::new(policies);

@@ -67,7 +67,7 @@ pub(crate) async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L
     let world = World::new();
     world.follow(log.clone());
     world
-        .wait_applied(log.head().await.unwrap(), Duration::from_secs(10))
+        .wait_until(log.head().await.unwrap(), Duration::from_secs(10))
         .await
         .unwrap();
     Executor::new(

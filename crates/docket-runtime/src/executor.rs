@@ -98,15 +98,6 @@ impl From<WorldError> for ExecError {
     }
 }
 
-impl World {
-    /// [`World::wait_until`] as the command path reports it, in an [`ExecError`].
-    // Kept beside the executor, so the world knows nothing of it, for the callers that still
-    // want an `ExecError` here (docket-node's `Docket-After`); they can call `wait_until` and `?`.
-    pub async fn wait_applied(&self, position: u64, timeout: Duration) -> Result<(), ExecError> {
-        Ok(self.wait_until(position, timeout).await?)
-    }
-}
-
 impl ExecError {
     /// The stable code of the error, as replies carry it (`docs/api.md`, "Errors") and logs
     /// show it: the one table from an executor failure to a code. The bus's reply adds only

@@ -45,7 +45,7 @@ async fn executor<L: EventLog + Clone + Send + Sync + 'static>(log: L) -> Execut
     world.follow(log.clone());
     let head = log.head().await.unwrap();
     world
-        .wait_applied(head, Duration::from_secs(10))
+        .wait_until(head, Duration::from_secs(10))
         .await
         .unwrap();
     Executor::new(
@@ -341,7 +341,7 @@ async fn race<L: EventLog + Clone + Send + Sync + 'static>(a: L, b: L) {
     let head = ea.log().head().await.unwrap();
     for ex in [&ea, &eb] {
         ex.world()
-            .wait_applied(head, Duration::from_secs(10))
+            .wait_until(head, Duration::from_secs(10))
             .await
             .unwrap();
         let (_, state) = ex.world().read().get::<Case>(&format!("case/{id}"));
@@ -555,7 +555,7 @@ async fn guidance_is_recomputed_once_when_records_change_and_not_again_after_a_r
     let settle = || async {
         let head = log.head().await.unwrap();
         ex.world()
-            .wait_applied(head, Duration::from_secs(10))
+            .wait_until(head, Duration::from_secs(10))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
